@@ -1,0 +1,55 @@
+"""A retry/backoff policy as an immutable value, shared by the flag poller and the event sender."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Optional
+
+
+class Backoff:
+    """Exponential backoff with jitter.
+
+    The n-th wait (n starting at 1) is drawn uniformly from ``[step/2, step]`` where
+    ``step = min(cap, base * 2**(n-1))``. Keeping half of the step as a floor bounds the
+    request rate during an outage while still spreading clients apart.
+
+    Args:
+        base: the first step, in seconds.
+        cap: the largest step, in seconds.
+        max_attempts: how many attempts a caller should make in all (``None``: unbounded).
+        random_fn: returns a float in [0, 1); injectable for tests.
+    """
+
+    __slots__ = ("base", "cap", "max_attempts", "_random")
+
+    def __init__(self, base: float, cap: float, max_attempts: Optional[int] = None,
+                 random_fn: Callable[[], float] = random.random) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError("Backoff needs 0 < base <= cap")
+        self.base = base
+        self.cap = cap
+        self.max_attempts = max_attempts
+        self._random = random_fn
+
+    def step(self, failures: int) -> float:
+        """The upper bound of the wait after ``failures`` consecutive failures."""
+        exponent = min(max(failures - 1, 0), 62)
+        return min(self.cap, self.base * (2 ** exponent))
+
+    def delay(self, failures: int, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait after ``failures`` consecutive failures.
+
+        A server's ``Retry-After`` (seconds) is honoured, but never beyond ``cap``.
+        """
+        step = self.step(failures)
+        wait = step / 2 + self._random() * step / 2
+        if retry_after is not None and retry_after > wait:
+            wait = min(retry_after, self.cap)
+        return wait
+
+    def exhausted(self, attempts: int) -> bool:
+        """Whether ``attempts`` attempts use up the budget."""
+        return self.max_attempts is not None and attempts >= self.max_attempts
+
+    def __repr__(self) -> str:
+        return f"Backoff(base={self.base}, cap={self.cap}, max_attempts={self.max_attempts})"

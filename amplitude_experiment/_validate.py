@@ -1,0 +1,32 @@
+"""Small checks shared by the config classes (clear messages naming the bad field)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .exceptions import ConfigurationError
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+def optional_str(name: str, value: Any) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string or None, not {type(value).__name__}")
+    return value
+
+
+def url(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigurationError(f"{name} must be an http(s) URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def mask(secret: Optional[str]) -> str:
+    """A secret as it may appear in a repr or a log line."""
+    if not secret:
+        return repr(secret)
+    return f"'…{secret[-4:]}'" if len(secret) > 8 else "'…'"

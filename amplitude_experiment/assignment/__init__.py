@@ -1,0 +1,5 @@
+"""Compatibility path: ``from amplitude_experiment.assignment import AssignmentConfig``."""
+
+from ..events.config import AssignmentConfig
+
+__all__ = ["AssignmentConfig"]

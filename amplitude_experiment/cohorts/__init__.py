@@ -1,0 +1,1 @@
+"""Cohort membership download for cohort-targeted flags."""

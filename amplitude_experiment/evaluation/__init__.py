@@ -1,0 +1,12 @@
+"""The evaluation engine: compile v2 flag JSON once, evaluate users against it many times.
+
+Importable and usable on its own: no I/O, no threads.
+
+>>> compiled = compile_flags(flags_json)
+>>> evaluate(compiled, User(user_id="u1"))  # -> Dict[str, Variant]
+"""
+
+from .compiler import CompiledFlag, CompiledFlags, compile_flags
+from .engine import evaluate
+
+__all__ = ["CompiledFlag", "CompiledFlags", "compile_flags", "evaluate"]

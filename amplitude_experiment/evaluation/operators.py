@@ -1,0 +1,230 @@
+"""Condition operators, compiled once per flag config into small matching functions.
+
+``compile_matcher(op, values)`` returns ``match(value) -> bool`` where ``value`` is whatever
+the selector found in the user (any type, ``None`` for missing). Everything that depends only
+on the condition (value sets, parsed numbers and versions, compiled regexes, the answer for a
+null property) is computed here, once, so a match does no parsing of its own.
+
+This module is on the evaluation hot path and is written for speed on purpose: closures over
+pre-built values, ``type(x) is str`` checks before the general case, no logging.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Tuple
+
+from .coerce import _ARRAY_LEAD, coerce_string, string_list
+from .semver import parse_version
+
+Matcher = Callable[[Any], bool]
+
+NONE_VALUE = "(none)"
+
+IS = "is"
+IS_NOT = "is not"
+CONTAINS = "contains"
+DOES_NOT_CONTAIN = "does not contain"
+LESS = "less"
+LESS_OR_EQUAL = "less or equal"
+GREATER = "greater"
+GREATER_OR_EQUAL = "greater or equal"
+VERSION_LESS = "version less"
+VERSION_LESS_OR_EQUAL = "version less or equal"
+VERSION_GREATER = "version greater"
+VERSION_GREATER_OR_EQUAL = "version greater or equal"
+SET_IS = "set is"
+SET_IS_NOT = "set is not"
+SET_CONTAINS = "set contains"
+SET_DOES_NOT_CONTAIN = "set does not contain"
+SET_CONTAINS_ANY = "set contains any"
+SET_DOES_NOT_CONTAIN_ANY = "set does not contain any"
+REGEX_MATCH = "regex match"
+REGEX_DOES_NOT_MATCH = "regex does not match"
+
+_COMPARE = {
+    LESS: operator.lt,
+    LESS_OR_EQUAL: operator.le,
+    GREATER: operator.gt,
+    GREATER_OR_EQUAL: operator.ge,
+    VERSION_LESS: operator.lt,
+    VERSION_LESS_OR_EQUAL: operator.le,
+    VERSION_GREATER: operator.gt,
+    VERSION_GREATER_OR_EQUAL: operator.ge,
+}
+_VERSION_OPS = frozenset({VERSION_LESS, VERSION_LESS_OR_EQUAL, VERSION_GREATER, VERSION_GREATER_OR_EQUAL})
+_SET_OPS = frozenset({SET_IS, SET_IS_NOT, SET_CONTAINS, SET_DOES_NOT_CONTAIN, SET_CONTAINS_ANY,
+                      SET_DOES_NOT_CONTAIN_ANY})
+# For a null property, these match when the values include "(none)"; the negative ones when
+# they do not; every other operator is false.
+_NULL_POSITIVE = frozenset({IS, CONTAINS, LESS, LESS_OR_EQUAL, GREATER, GREATER_OR_EQUAL, VERSION_LESS,
+                            VERSION_LESS_OR_EQUAL, VERSION_GREATER, VERSION_GREATER_OR_EQUAL, SET_IS,
+                            SET_CONTAINS, SET_CONTAINS_ANY})
+_NULL_NEGATIVE = frozenset({IS_NOT, DOES_NOT_CONTAIN, SET_DOES_NOT_CONTAIN, SET_DOES_NOT_CONTAIN_ANY})
+
+KNOWN_OPERATORS = frozenset(_COMPARE) | _SET_OPS | {IS, IS_NOT, CONTAINS, DOES_NOT_CONTAIN, REGEX_MATCH,
+                                                    REGEX_DOES_NOT_MATCH}
+
+# An ASCII decimal number, optionally signed, with optional exponent and surrounding spaces.
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*", re.ASCII)
+
+
+def parse_number(text: str) -> Optional[float]:
+    """The number a string spells, or ``None`` (``nan``, ``inf``, ``1_000`` are not numbers)."""
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    return float(text)
+
+
+class InvalidCondition(ValueError):
+    """A condition that can never be evaluated as written (for example a bad regex)."""
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def null_result(op: str, values: Sequence[str]) -> bool:
+    """What a condition answers when the selected property is missing or ``None``."""
+    if op in _NULL_POSITIVE:
+        return NONE_VALUE in values
+    if op in _NULL_NEGATIVE:
+        return NONE_VALUE not in values
+    return False
+
+
+def _string_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    """A test of one (non-null, string) property value against the condition's values."""
+    value_set = frozenset(values)
+    if op in (IS, IS_NOT):
+        lowered = frozenset(v.lower() for v in values)
+        has_boolean = "true" in lowered or "false" in lowered
+
+        def is_(s: str) -> bool:
+            if has_boolean:
+                low = s.lower()
+                if low == "true" or low == "false":
+                    return low in lowered
+            return s in value_set
+
+        if op == IS:
+            return is_
+        return lambda s: not is_(s)
+
+    if op in (CONTAINS, DOES_NOT_CONTAIN):
+        needles = tuple(frozenset(v.lower() for v in values))
+
+        def contains(s: str) -> bool:
+            low = s.lower()
+            for needle in needles:
+                if needle in low:
+                    return True
+            return False
+
+        if op == CONTAINS:
+            return contains
+        return lambda s: not contains(s)
+
+    if op in _COMPARE:
+        compare = _COMPARE[op]
+        parse: Callable[[str], Any] = parse_version if op in _VERSION_OPS else parse_number
+        parsed = tuple(p for p in map(parse, values) if p is not None)
+
+        def compare_values(s: str) -> bool:
+            if parsed:
+                mine = parse(s)
+                if mine is not None:
+                    for other in parsed:
+                        if compare(mine, other):
+                            return True
+                    return False
+            for other in values:
+                if compare(s, other):
+                    return True
+            return False
+
+        return compare_values
+
+    if op in (REGEX_MATCH, REGEX_DOES_NOT_MATCH):
+        try:
+            patterns = tuple(re.compile(v) for v in values)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise InvalidCondition(f"invalid regex in {op!r} condition: {exc}") from exc
+
+        def search(s: str) -> bool:
+            for pattern in patterns:
+                if pattern.search(s) is not None:
+                    return True
+            return False
+
+        if op == REGEX_MATCH:
+            return search
+        return lambda s: not search(s)
+
+    raise InvalidCondition(f"unknown operator {op!r}")
+
+
+def _set_test(op: str, values: Tuple[str, ...]) -> Callable[[FrozenSet[str]], bool]:
+    wanted = frozenset(values)
+    if op == SET_IS:
+        return lambda have: have == wanted
+    if op == SET_IS_NOT:
+        return lambda have: have != wanted
+    if op == SET_CONTAINS:
+        return lambda have: wanted <= have
+    if op == SET_DOES_NOT_CONTAIN:
+        return lambda have: not wanted <= have
+    if op == SET_CONTAINS_ANY:
+        return lambda have: not wanted.isdisjoint(have)
+    return lambda have: wanted.isdisjoint(have)  # SET_DOES_NOT_CONTAIN_ANY
+
+
+def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
+    """Compile one condition's operator and values into ``match(property_value) -> bool``.
+
+    Raises:
+        InvalidCondition: the operator is unknown or a regex does not compile. The caller
+            decides what to do (the compiler makes the condition always false and warns once).
+    """
+    values = tuple(values)
+    if_null = null_result(op, values)
+
+    if op in _SET_OPS:
+        set_test = _set_test(op, values)
+
+        def match_set(value: Any) -> bool:
+            if value is None:
+                return if_null
+            items = string_list(value)
+            if items is None:
+                return False
+            return set_test(frozenset(items))
+
+        return match_set
+
+    test = _string_test(op, values)
+
+    def match(value: Any) -> bool:
+        if value is None:
+            return if_null
+        if type(value) is str:
+            if value[:1] not in _ARRAY_LEAD:
+                return test(value)
+        elif not isinstance(value, (list, tuple, set, frozenset, str)):
+            text = coerce_string(value)
+            return test(text) if text is not None else if_null
+        items: Optional[List[str]] = string_list(value)
+        if items is None:  # a string that only looked like it might be a JSON array
+            return test(value)
+        for item in items:
+            if test(item):
+                return True
+        return False
+
+    return match
+
+
+def invalid_matcher() -> Matcher:
+    """The matcher of a condition that cannot be evaluated: always false."""
+    return _never

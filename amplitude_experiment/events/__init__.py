@@ -1,0 +1,1 @@
+"""Assignment and exposure events: building, deduplication and batched delivery."""

@@ -1,0 +1,5 @@
+"""Compatibility path: ``from amplitude_experiment.exposure import ExposureConfig``."""
+
+from ..events.config import ExposureConfig
+
+__all__ = ["ExposureConfig"]

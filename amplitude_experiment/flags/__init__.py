@@ -1,0 +1,6 @@
+"""Getting flag configs: download, background refresh, and the published snapshot."""
+
+from .fetcher import FlagFetcher
+from .store import FlagSnapshot, FlagStore
+
+__all__ = ["FlagFetcher", "FlagSnapshot", "FlagStore"]

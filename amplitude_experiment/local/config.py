@@ -1,0 +1,96 @@
+"""Configuration of the local-evaluation client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from .. import _validate
+from ..cohorts.config import DEFAULT_COHORT_SERVER_URL, CohortSyncConfig
+from ..events.config import AssignmentConfig, ExposureConfig
+from ..server_zone import DEFAULT_COHORT_URL, DEFAULT_FLAGS_URL, DEFAULT_STREAM_URL, ServerZone, coerce_zone
+
+DEFAULT_SERVER_URL = DEFAULT_FLAGS_URL[ServerZone.US]
+DEFAULT_STREAM_SERVER_URL = DEFAULT_STREAM_URL[ServerZone.US]
+
+
+class LocalEvaluationConfig:
+    """How the local-evaluation client gets flags and what it tracks.
+
+    The keyword arguments and defaults are those of the official SDK. With
+    ``server_zone=ServerZone.EU`` every URL left at its US default moves to the EU host
+    (flags, stream and cohorts).
+
+    Args:
+        debug: log at DEBUG level through the ``amplitude_experiment`` logger.
+        server_url: where flag configs are downloaded from.
+        server_zone: ``ServerZone.US`` or ``ServerZone.EU`` (a string is accepted too).
+        flag_config_polling_interval_millis: how often flags are refreshed.
+        flag_config_poller_request_timeout_millis: timeout of one flag download.
+        stream_updates: receive flag updates over a stream instead of only polling.
+        stream_server_url: where the flag stream is.
+        stream_flag_conn_timeout: how long ``start()`` waits for the stream, in milliseconds.
+        assignment_config: enable assignment tracking.
+        exposure_config: enable exposure tracking.
+        cohort_sync_config: enable cohort membership download.
+        logger: the logger to use instead of ``logging.getLogger("amplitude_experiment")``.
+    """
+
+    def __init__(
+        self,
+        debug: bool = False,
+        server_url: str = DEFAULT_SERVER_URL,
+        server_zone: "ServerZone | str" = ServerZone.US,
+        flag_config_polling_interval_millis: int = 30000,
+        flag_config_poller_request_timeout_millis: int = 10000,
+        stream_updates: bool = False,
+        stream_server_url: str = DEFAULT_STREAM_SERVER_URL,
+        stream_flag_conn_timeout: int = 1500,
+        assignment_config: Optional[AssignmentConfig] = None,
+        exposure_config: Optional[ExposureConfig] = None,
+        cohort_sync_config: Optional[CohortSyncConfig] = None,
+        logger: Optional[logging.Logger] = None,
+    ) -> None:
+        self.debug = bool(debug)
+        self.server_zone = coerce_zone(server_zone)
+        if self.server_zone is ServerZone.EU and server_url == DEFAULT_SERVER_URL:
+            server_url = DEFAULT_FLAGS_URL[ServerZone.EU]
+        if self.server_zone is ServerZone.EU and stream_server_url == DEFAULT_STREAM_SERVER_URL:
+            stream_server_url = DEFAULT_STREAM_URL[ServerZone.EU]
+        self.server_url = _validate.url("server_url", server_url)
+        self.stream_server_url = _validate.url("stream_server_url", stream_server_url)
+        self.flag_config_polling_interval_millis = _validate.positive_int(
+            "flag_config_polling_interval_millis", flag_config_polling_interval_millis
+        )
+        self.flag_config_poller_request_timeout_millis = _validate.positive_int(
+            "flag_config_poller_request_timeout_millis", flag_config_poller_request_timeout_millis
+        )
+        self.stream_updates = bool(stream_updates)
+        self.stream_flag_conn_timeout = _validate.positive_int("stream_flag_conn_timeout", stream_flag_conn_timeout)
+        for name, value, kind in (
+            ("assignment_config", assignment_config, AssignmentConfig),
+            ("exposure_config", exposure_config, ExposureConfig),
+            ("cohort_sync_config", cohort_sync_config, CohortSyncConfig),
+        ):
+            if value is not None and not isinstance(value, kind):
+                raise _validate.ConfigurationError(f"{name} must be a {kind.__name__} or None")
+        if (
+            cohort_sync_config is not None
+            and self.server_zone is ServerZone.EU
+            and cohort_sync_config.cohort_server_url == DEFAULT_COHORT_SERVER_URL
+        ):
+            cohort_sync_config.cohort_server_url = DEFAULT_COHORT_URL[ServerZone.EU]
+        self.assignment_config = assignment_config
+        self.exposure_config = exposure_config
+        self.cohort_sync_config = cohort_sync_config
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise _validate.ConfigurationError("logger must be a logging.Logger or None")
+        self.logger = logger
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalEvaluationConfig(server_url={self.server_url!r}, server_zone={self.server_zone.value!r}, "
+            f"flag_config_polling_interval_millis={self.flag_config_polling_interval_millis}, "
+            f"stream_updates={self.stream_updates}, assignment_config={self.assignment_config!r}, "
+            f"exposure_config={self.exposure_config!r}, cohort_sync_config={self.cohort_sync_config!r})"
+        )

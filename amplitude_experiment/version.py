@@ -1,0 +1,6 @@
+"""Version and library identification."""
+
+__version__ = "0.1.0"
+
+#: Sent as ``X-Amp-Exp-Library`` and as the ``library`` field of tracked events.
+LIBRARY = f"amplitude-local-evaluation/{__version__}"
