@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from .exceptions import ConfigurationError
+
 
 class ServerZone(enum.Enum):
     """Where the Amplitude project lives."""
@@ -40,4 +42,4 @@ def coerce_zone(zone: "ServerZone | str") -> ServerZone:
             return ServerZone(zone.upper())
         except ValueError:
             pass
-    raise ValueError(f"server_zone must be ServerZone.US or ServerZone.EU, not {zone!r}")
+    raise ConfigurationError(f"server_zone must be ServerZone.US or ServerZone.EU, not {zone!r}")

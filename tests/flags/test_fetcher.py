@@ -1,0 +1,71 @@
+"""Flag download request/response handling (HTTP mocked with ``responses``)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+
+from amplitude_experiment.exceptions import FetchError
+from amplitude_experiment.flags import FlagFetcher
+from amplitude_experiment.version import LIBRARY
+
+URL = "https://flags.example/sdk/v2/flags"
+
+
+@pytest.fixture
+def fetcher() -> FlagFetcher:
+    session = requests.Session()
+    yield FlagFetcher(session, "https://flags.example", "server-abc", timeout=2.5)
+    session.close()
+
+
+@responses.activate
+def test_request_shape(fetcher: FlagFetcher) -> None:
+    responses.get(URL, json=[{"key": "f", "variants": {}, "segments": []}])
+    flags, body = fetcher.fetch()
+    assert flags == [{"key": "f", "variants": {}, "segments": []}]
+    assert body == b'[{"key": "f", "variants": {}, "segments": []}]'
+    request = responses.calls[0].request
+    assert request.url == URL + "?v=0"
+    assert request.headers["Authorization"] == "Api-Key server-abc"
+    assert request.headers["X-Amp-Exp-Library"] == LIBRARY
+    assert request.req_kwargs["timeout"] == 2.5
+    assert request.req_kwargs["verify"] not in (False, None)  # TLS verification stays on
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [401, 404, 429, 500, 503])
+def test_bad_status_is_a_fetch_error_with_the_status(fetcher: FlagFetcher, status: int) -> None:
+    responses.get(URL, status=status, body="nope")
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch()
+    assert caught.value.status_code == status
+    assert str(caught.value) == f"flag download from {URL} returned HTTP {status}"
+    assert isinstance(caught.value, OSError)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        (b"<html>not json", "flag configs are not valid JSON (JSONDecodeError)"),
+        (b'{"flags": []}', "flag configs must be a JSON array, got dict"),
+        (b"null", "flag configs must be a JSON array, got NoneType"),
+        (b"[\x80]", "flag configs are not valid JSON (UnicodeDecodeError)"),
+    ],
+)
+def test_unusable_body_is_a_fetch_error(fetcher: FlagFetcher, body: bytes, detail: str) -> None:
+    responses.get(URL, body=body)
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch()
+    assert str(caught.value) == f"flag download from {URL} was unusable: {detail}"
+
+
+@responses.activate
+def test_network_error_is_chained(fetcher: FlagFetcher) -> None:
+    responses.get(URL, body=requests.ConnectionError("refused"))
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch()
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+    assert "server-abc" not in str(caught.value)

@@ -1,0 +1,196 @@
+"""The client end to end against the loopback stand-in."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from amplitude_experiment import (
+    ConfigurationError,
+    Experiment,
+    FetchError,
+    LocalEvaluationClient,
+    LocalEvaluationConfig,
+    ServerZone,
+    User,
+)
+from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.version import LIBRARY
+
+from ..evaluation.helpers import condition, targeted_flag
+
+FLAGS = [
+    targeted_flag("pro-only", [[condition(["context", "user", "user_properties", "plan"], "is", ["pro"])]],
+                  metadata={"flagType": "release", "flagVersion": 3}),
+    targeted_flag("undeployed", ..., metadata={"deployed": False}),
+]
+
+
+@pytest.fixture
+def server() -> Iterator[AmplitudeStandIn]:
+    with AmplitudeStandIn(flags=FLAGS, deployment_key="server-key") as stand_in:
+        yield stand_in
+
+
+def make_client(server: AmplitudeStandIn, **options: Any) -> LocalEvaluationClient:
+    options.setdefault("flag_config_polling_interval_millis", 60_000)
+    return LocalEvaluationClient("server-key", LocalEvaluationConfig(server_url=server.url, **options))
+
+
+def keys(variants: Dict[str, Any]) -> Dict[str, str]:
+    return {k: v.key for k, v in variants.items()}
+
+
+def test_start_downloads_flags_and_evaluates(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        assert client.is_ready
+        assert keys(client.evaluate_v2(User(user_id="u", user_properties={"plan": "pro"}))) == {
+            "pro-only": "on", "undeployed": "on"}
+        assert keys(client.evaluate_v2(User(user_id="u"), {"pro-only"})) == {"pro-only": "off"}
+    (request,) = server.requests("flags")
+    assert request.path == "/sdk/v2/flags"
+    assert request.query == {"v": "0"}
+    assert request.header("Authorization") == "Api-Key server-key"
+    assert request.header("X-Amp-Exp-Library") == LIBRARY
+
+
+def test_deprecated_evaluate_drops_default_and_undeployed_variants(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        with pytest.warns(DeprecationWarning, match="evaluate_v2"):
+            assert keys(client.evaluate(User(user_id="u", user_properties={"plan": "pro"}))) == {"pro-only": "on"}
+        with pytest.warns(DeprecationWarning):
+            assert client.evaluate(User(user_id="u")) == {}
+
+
+def test_failed_start_raises_then_recovers_in_background(server: AmplitudeStandIn) -> None:
+    server.add_fault("flags", status=503, times=2)
+    client = make_client(server)
+    try:
+        with pytest.raises(FetchError, match="HTTP 503"):
+            client.start()
+        assert not client.is_ready
+        assert client.evaluate_v2(User(user_id="u")) == {}
+        assert wait_for(lambda: client.is_ready, timeout=10)
+        assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
+        assert len(server.requests("flags")) == 3
+    finally:
+        client.stop()
+
+
+def test_refresh_picks_up_new_flags(server: AmplitudeStandIn) -> None:
+    with make_client(server, flag_config_polling_interval_millis=20) as client:
+        server.set_flags([targeted_flag("new-flag", ...)])
+        assert wait_for(lambda: "new-flag" in client.evaluate_v2(User(user_id="u")))
+        assert keys(client.evaluate_v2(User(user_id="u"))) == {"new-flag": "on"}
+        assert client.snapshot is not None and client.snapshot.source == "network"
+
+
+@pytest.mark.parametrize("fault", [dict(status=500), dict(action="garbage"), dict(action="close"),
+                                   dict(status=200, body=b'{"not": "a list"}')])
+def test_failed_or_garbage_refresh_keeps_last_good_flags(server: AmplitudeStandIn, fault: Dict[str, Any]) -> None:
+    with make_client(server, flag_config_polling_interval_millis=20) as client:
+        before = client.snapshot
+        server.add_fault("flags", times=None, **fault)
+        assert wait_for(lambda: len(server.requests("flags")) >= 3)
+        assert client.snapshot is before
+        assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
+
+
+def test_failing_refresh_logs_one_warning_per_outage(server: AmplitudeStandIn,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="amplitude_experiment"):
+        with make_client(server, flag_config_polling_interval_millis=10) as client:
+            client._poller._backoff.base = client._poller._backoff.cap = 0.01  # keep the test fast
+            server.add_fault("flags", status=500, times=4)
+            assert wait_for(lambda: len(server.requests("flags")) >= 6)
+            assert wait_for(lambda: client._poller.failures == 0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "amplitude_experiment.flags"]
+    assert messages[0].startswith("Flag refresh failed; keeping the last good flags and retrying with backoff")
+    assert messages[1:] == ["Flag refresh recovered after 4 failed attempts"]
+
+
+def test_stop_is_prompt_idempotent_and_evaluation_still_answers(server: AmplitudeStandIn) -> None:
+    client = make_client(server)
+    client.start()
+    began = time.monotonic()
+    client.stop()
+    client.stop()
+    assert time.monotonic() - began < 1.0
+    assert not any(t.name.startswith("amplitude_experiment") and t.is_alive() for t in threading.enumerate()
+                   if t.name == "amplitude_experiment-poller")
+    assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
+    with pytest.raises(RuntimeError, match="stopped"):
+        client.start()
+
+
+def test_start_twice_downloads_once(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        client.start()
+    assert len(server.requests("flags")) == 1
+
+
+def test_wrong_deployment_key_fails_clearly_without_leaking_it(server: AmplitudeStandIn,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    client = LocalEvaluationClient("server-wrong-secret", LocalEvaluationConfig(server_url=server.url))
+    with caplog.at_level(logging.DEBUG, logger="amplitude_experiment"):
+        with pytest.raises(FetchError, match="HTTP 401") as caught:
+            client.start()
+        client.stop()
+    assert "server-wrong-secret" not in str(caught.value)
+    assert all("server-wrong-secret" not in r.getMessage() for r in caplog.records)
+
+
+def test_evaluate_from_many_threads_during_refreshes(server: AmplitudeStandIn) -> None:
+    errors: List[BaseException] = []
+    with make_client(server, flag_config_polling_interval_millis=1) as client:
+        def work() -> None:
+            try:
+                for i in range(2000):
+                    result = client.evaluate_v2(User(user_id=f"u{i}", user_properties={"plan": "pro"}))
+                    assert set(result) in ({"pro-only", "undeployed"}, {"new"})
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(20):
+            server.set_flags([targeted_flag("new", ...)] if i % 2 else FLAGS)
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
+def test_initialize_local_returns_one_client_per_key(server: AmplitudeStandIn) -> None:
+    config = LocalEvaluationConfig(server_url=server.url)
+    first = Experiment.initialize_local("server-key-registry-test", config)
+    assert Experiment.initialize_local("server-key-registry-test") is first
+    assert Experiment.initialize_local("server-other-registry-test") is not first
+
+
+def test_eu_zone_moves_default_urls() -> None:
+    config = LocalEvaluationConfig(server_zone=ServerZone.EU)
+    assert config.server_url == "https://flag.lab.eu.amplitude.com"
+    assert config.stream_server_url == "https://stream.lab.eu.amplitude.com"
+    assert LocalEvaluationConfig(server_zone="eu", server_url="https://custom.example/").server_url == \
+        "https://custom.example"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(server_url="ftp://x"), "server_url must be an http(s) URL, not 'ftp://x'"),
+        (dict(flag_config_polling_interval_millis=0), "flag_config_polling_interval_millis must be an integer >= 1"),
+        (dict(server_zone="MARS"), "server_zone must be ServerZone.US or ServerZone.EU, not 'MARS'"),
+        (dict(assignment_config={"api_key": "x"}), "assignment_config must be a AssignmentConfig or None"),
+    ],
+)
+def test_config_errors_name_the_field(kwargs: Dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        LocalEvaluationConfig(**kwargs)
+    assert str(caught.value).startswith(message)
+    assert isinstance(caught.value, ValueError)
