@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 
+def copy_json(value: Any) -> Any:
+    """A copy of a JSON-like value deep enough that changing it cannot change the original."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
+
+
 class Variant:
     """A flag's variant for a user.
 
     Equality compares ``key``, ``value`` and ``payload`` (not ``metadata``), like the official SDK.
+    Variants returned by evaluation are the caller's to change: a JSON payload shared with the
+    flag config is copied the first time ``payload`` is read, so most evaluations (which
+    never read it) do not pay for the copy.
     """
 
-    __slots__ = ("value", "payload", "key", "metadata")
+    __slots__ = ("value", "key", "metadata", "_payload", "_payload_shared")
 
     def __init__(
         self,
@@ -21,22 +33,35 @@ class Variant:
         metadata: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.value = value
-        self.payload = payload
+        self._payload = payload
+        self._payload_shared = False
         self.key = key
         self.metadata = metadata
+
+    @property
+    def payload(self) -> Any:
+        if self._payload_shared:
+            self._payload = copy_json(self._payload)
+            self._payload_shared = False
+        return self._payload
+
+    @payload.setter
+    def payload(self, value: Any) -> None:
+        self._payload = value
+        self._payload_shared = False
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Variant):
             return NotImplemented
-        return self.key == other.key and self.value == other.value and self.payload == other.payload
+        return self.key == other.key and self.value == other.value and self._payload == other._payload
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __str__(self) -> str:
-        return f"key: {self.key}, value: {self.value}, payload: {self.payload}, metadata:{self.metadata}"
+        return f"key: {self.key}, value: {self.value}, payload: {self._payload}, metadata:{self.metadata}"
 
     def __repr__(self) -> str:
         return (
-            f"Variant(key={self.key!r}, value={self.value!r}, payload={self.payload!r}, "
+            f"Variant(key={self.key!r}, value={self.value!r}, payload={self._payload!r}, "
             f"metadata={self.metadata!r})"
         )

@@ -1,58 +1,55 @@
 """The evaluate loop: a user and a compiled flag set in, variants out.
 
 Pure and synchronous: no I/O, no locks, no logging on the normal path. This is the hot path
-and is written for speed on purpose (local variable aliases, tuple unpacking, no per-call
-parsing); everything it needs was prepared by the compiler.
+and is written for speed on purpose (the segment loop is inlined into ``evaluate``, variants
+are built slot by slot, payload copies are deferred to first read); everything it needs was
+prepared by the compiler.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Collection, Dict, Optional, Tuple
+from typing import Any, Collection, Dict, Optional
 
 from ..variant import Variant
 from .bucketing import bucket_hash
 from .coerce import coerce_string
-from .compiler import CompiledFlag, CompiledFlags, CompiledSegment, Outcome
+from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, Outcome
 
 logger = logging.getLogger("amplitude_experiment.evaluation")
 
-_NO_DISTRIBUTION = object()
+#: Returned by :func:`bucket_outcome` when the value hashed into no distribution range.
+NO_DISTRIBUTION: Any = object()
 
 
-def copy_json(value: Any) -> Any:
-    """A copy of a JSON-like value deep enough that callers cannot change the snapshot."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
-
-
-def bucket_outcome(segment: CompiledSegment, user: Any, results: Dict[str, Variant]) -> Any:
-    """The outcome a bucketed segment picks, or ``_NO_DISTRIBUTION`` when no range matched."""
-    bucket = segment.bucket
-    value = coerce_string(bucket.get(user, results))  # type: ignore[union-attr]
+def bucket_outcome(bucket: CompiledBucket, user: Any, results: Dict[str, Variant]) -> Any:
+    """The outcome a bucket picks for this user, or ``NO_DISTRIBUTION``."""
+    value = bucket.get(user, results)
+    if type(value) is not str:
+        value = coerce_string(value)
     if not value:
-        return _NO_DISTRIBUTION
-    h = bucket_hash(bucket.prefix + value)  # type: ignore[union-attr]
+        return NO_DISTRIBUTION
+    h = bucket_hash(bucket.prefix + value)
     allocation_value = h % 100
     distribution_value = h // 100
-    for start, end, distributions in bucket.allocations:  # type: ignore[union-attr]
+    for start, end, distributions in bucket.allocations:
         if start <= allocation_value < end:
             for d_start, d_end, outcome in distributions:
                 if d_start <= distribution_value < d_end:
                     return outcome
-    return _NO_DISTRIBUTION
+    return NO_DISTRIBUTION
 
 
-def _make_variant(outcome: Outcome) -> Variant:
-    key, value, payload, metadata, copy_payload = outcome
-    return Variant(value, copy_json(payload) if copy_payload else payload, key, dict(metadata))
+def make_variant(outcome: Outcome) -> Variant:
+    """A fresh ``Variant`` for an outcome (metadata copied, payload copied on first read)."""
+    variant = Variant.__new__(Variant)
+    variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
+    variant.metadata = dict(metadata)
+    return variant
 
 
-def evaluate_flag(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) -> Optional[Tuple[Outcome, int]]:
-    """The outcome of one flag and the index of the segment that produced it, or ``None``."""
+def evaluate_flag(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) -> Optional[Outcome]:
+    """The outcome of one flag for ``user``, or ``None`` when no segment yields a variant."""
     for segment in flag.segments:
         groups = segment.conditions
         if groups is not None:
@@ -64,14 +61,13 @@ def evaluate_flag(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) ->
                     break  # every condition of this group matched
             else:
                 continue  # no group matched (or there were none): next segment
+        outcome = segment.default
         if segment.bucket is not None:
-            outcome = bucket_outcome(segment, user, results)
-            if outcome is _NO_DISTRIBUTION:
-                outcome = segment.default
-        else:
-            outcome = segment.default
+            picked = bucket_outcome(segment.bucket, user, results)
+            if picked is not NO_DISTRIBUTION:
+                outcome = picked
         if outcome is not None:
-            return outcome, segment.index
+            return outcome
     return None
 
 
@@ -87,7 +83,8 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
 
     Returns:
         Variants by flag key, in evaluation order; flags that yield no variant are absent.
-        Never raises because of flag or user data: a flag that fails is left out and logged.
+        Never raises because of flag or user data: a flag that fails is left out and logged
+        at debug level.
     """
     if flag_keys is None:
         flags = compiled.order
@@ -96,12 +93,35 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
     else:
         flags = compiled.select(flag_keys)
     results: Dict[str, Variant] = {}
+    new_variant = Variant.__new__
     for flag in flags:
         try:
-            found = evaluate_flag(flag, user, results)
+            # evaluate_flag, inlined: this loop is most of the cost of a call.
+            outcome = None
+            for segment in flag.segments:
+                groups = segment.conditions
+                if groups is not None:
+                    for group in groups:
+                        for get, match in group:
+                            if not match(get(user, results)):
+                                break
+                        else:
+                            break
+                    else:
+                        continue
+                outcome = segment.default
+                if segment.bucket is not None:
+                    picked = bucket_outcome(segment.bucket, user, results)
+                    if picked is not NO_DISTRIBUTION:
+                        outcome = picked
+                if outcome is not None:
+                    break
+            if outcome is None:
+                continue
+            variant = new_variant(Variant)
+            variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
+            variant.metadata = dict(metadata)
+            results[flag.key] = variant
         except Exception:  # noqa: BLE001 - one broken flag or odd user value never breaks the rest
             logger.debug("Evaluating flag %r failed; leaving it out", flag.key, exc_info=True)
-            continue
-        if found is not None:
-            results[flag.key] = _make_variant(found[0])
     return results

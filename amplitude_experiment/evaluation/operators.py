@@ -85,6 +85,26 @@ def _never(_: Any) -> bool:
     return False
 
 
+_MEMO_SIZE = 1024
+
+
+def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` with a small bounded memo: the same few versions and numbers recur constantly."""
+    memo: dict = {}
+    missing = object()
+
+    def parse_memoized(text: str) -> Any:
+        found = memo.get(text, missing)
+        if found is missing:
+            found = parse(text)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[text] = found
+        return found
+
+    return parse_memoized
+
+
 def null_result(op: str, values: Sequence[str]) -> bool:
     """What a condition answers when the selected property is missing or ``None``."""
     if op in _NULL_POSITIVE:
@@ -128,7 +148,7 @@ def _string_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
 
     if op in _COMPARE:
         compare = _COMPARE[op]
-        parse: Callable[[str], Any] = parse_version if op in _VERSION_OPS else parse_number
+        parse = _memoized(parse_version if op in _VERSION_OPS else parse_number)
         parsed = tuple(p for p in map(parse, values) if p is not None)
 
         def compare_values(s: str) -> bool:
@@ -204,6 +224,29 @@ def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
         return match_set
 
     test = _string_test(op, values)
+    general = _general_matcher(test, if_null)
+    value_set = frozenset(values)
+    if op in (IS, IS_NOT) and not ({"true", "false"} & {v.lower() for v in values}):
+        # The most common operators, specialised so a plain string costs one call.
+        if op == IS:
+            def match_is(value: Any) -> bool:
+                if type(value) is str and value[:1] not in _ARRAY_LEAD:
+                    return value in value_set
+                return general(value)
+
+            return match_is
+
+        def match_is_not(value: Any) -> bool:
+            if type(value) is str and value[:1] not in _ARRAY_LEAD:
+                return value not in value_set
+            return general(value)
+
+        return match_is_not
+    return general
+
+
+def _general_matcher(test: Callable[[str], bool], if_null: bool) -> Matcher:
+    """Apply a string test to any property value: null, scalar, list or JSON-array string."""
 
     def match(value: Any) -> bool:
         if value is None:
