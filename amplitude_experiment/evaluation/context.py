@@ -12,7 +12,8 @@ building the context dict. Hot path: written for speed on purpose.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..user import USER_CONTEXT_FIELDS
 from ..variant import Variant
