@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import threading
+import time
 import warnings
-from typing import Any, Collection, Dict, List, Optional
+import weakref
+from typing import Any, Collection, Dict, List, Optional, Union
 
 import requests
 
 from .._backoff import Backoff
 from ..evaluation import evaluate
+from ..events.assignment import AssignmentTracker
+from ..events.config import _TrackingConfig
+from ..events.exposure import ExposureTracker
+from ..events.sender import EventSender
 from ..exceptions import FetchError
 from ..flags import FlagFetcher, FlagSnapshot, FlagStore
 from ..flags.poller import FlagPoller
@@ -22,6 +30,15 @@ from .evaluate_options import EvaluateOptions
 logger = logging.getLogger("amplitude_experiment.local")
 
 _NEW, _STARTED, _STOPPED = "new", "started", "stopped"
+
+#: How long the interpreter-exit hook waits for a client that was never stopped.
+ATEXIT_TIMEOUT = 5.0
+
+
+def _stop_at_exit(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
+    client = client_ref()
+    if client is not None:
+        client.stop(timeout=ATEXIT_TIMEOUT)
 
 
 class LocalEvaluationClient:
@@ -57,6 +74,39 @@ class LocalEvaluationClient:
         )
         interval = self.config.flag_config_polling_interval_millis / 1000
         self._poller = FlagPoller(self._refresh, interval, Backoff(base=1.0, cap=max(4.0, interval * 4)))
+        self._senders: List[EventSender] = []
+        self._assignment: Optional[AssignmentTracker] = None
+        self._exposure: Optional[ExposureTracker] = None
+        if self.config.assignment_config is not None:
+            assignment = self.config.assignment_config
+            self._assignment = AssignmentTracker(self._sender_for(assignment), assignment.cache_capacity,
+                                                 assignment.send_evaluated_props)
+        if self.config.exposure_config is not None:
+            exposure = self.config.exposure_config
+            self._exposure = ExposureTracker(self._sender_for(exposure), exposure.cache_capacity)
+        self._atexit_hook = functools.partial(_stop_at_exit, weakref.ref(self))
+        atexit.register(self._atexit_hook)
+
+    def _sender_for(self, config: _TrackingConfig) -> EventSender:
+        """One sender per destination: assignment and exposure share it when they match."""
+        for sender in self._senders:
+            if sender.destination == (config.events_url, config.api_key, config.min_id_length):
+                return sender
+        sender = EventSender(
+            self._session,
+            config.events_url,
+            config.api_key,
+            flush_queue_size=config.flush_queue_size,
+            flush_interval=config.flush_interval_millis / 1000,
+            max_retries=config.flush_max_retries,
+            max_queue_size=config.max_queue_size,
+            min_id_length=config.min_id_length,
+            callback=config.callback,
+            dedup_capacity=config.cache_capacity,
+            name=f"amplitude_experiment-events-{len(self._senders)}",
+        )
+        self._senders.append(sender)
+        return sender
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -76,6 +126,8 @@ class LocalEvaluationClient:
             if self._state == _STOPPED:
                 raise RuntimeError("this client was stopped; create a new one")
             self._state = _STARTED
+        for sender in self._senders:
+            sender.start()
         try:
             self._refresh()
         except FetchError:
@@ -84,17 +136,31 @@ class LocalEvaluationClient:
         self._poller.start()
 
     def stop(self, timeout: Optional[float] = 10.0) -> None:
-        """Stop background work and flush pending events, within ``timeout`` seconds.
+        """Stop background work and flush pending events, within ``timeout`` seconds in all.
 
-        Idempotent. After ``stop`` the client still evaluates with its last flags.
+        Idempotent and bounded: events that cannot be delivered in time are dropped, counted
+        and logged. After ``stop`` the client still evaluates with its last flags; tracking
+        drops new events (counted as ``"stopped"``).
         """
         with self._lifecycle:
             if self._state == _STOPPED:
                 return
             self._state = _STOPPED
-        if not self._poller.stop(timeout):
-            logger.warning("The flag poller did not stop within %s s", timeout)
+        atexit.unregister(self._atexit_hook)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._poller.stop(0 if timeout is None else min(timeout, 1.0)):
+            logger.warning("The flag poller did not stop promptly")
+        for sender in self._senders:
+            sender.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._session.close()
+
+    def flush(self, timeout: Optional[float] = 10.0) -> bool:
+        """Send every queued event now and wait up to ``timeout`` seconds; True if all were sent."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = True
+        for sender in self._senders:
+            done = sender.flush(None if deadline is None else max(0.0, deadline - time.monotonic())) and done
+        return done
 
     def __enter__(self) -> "LocalEvaluationClient":
         self.start()
@@ -141,12 +207,70 @@ class LocalEvaluationClient:
         """
         snapshot = self._store.current
         if snapshot is None:
-            return {}
+            results: Dict[str, Variant] = {}
+        else:
+            try:
+                results = evaluate(snapshot.flags, user, flag_keys)
+            except Exception:  # noqa: BLE001 - evaluate must never raise into a request handler
+                logger.exception("Unexpected error while evaluating flags; returning no variants")
+                return {}
         try:
-            return evaluate(snapshot.flags, user, flag_keys)
-        except Exception:  # noqa: BLE001 - evaluate must never raise into a request handler
-            logger.exception("Unexpected error while evaluating flags; returning no variants")
-            return {}
+            if self._assignment is not None:
+                self._assignment.track(user, results)
+            if self._exposure is not None and options is not None and options.tracks_exposure:
+                self._exposure.track_results(user, results)
+        except Exception:  # noqa: BLE001 - tracking problems never reach the caller
+            logger.exception("Unexpected error while tracking an evaluation")
+        return results
+
+    def track_exposure(self, user: User, flag_key: str, variant: Union[Variant, str, None] = None,
+                       experiment_key: Optional[str] = None) -> bool:
+        """Track a ``$exposure`` event (requires ``exposure_config``).
+
+        Args:
+            user: who was exposed.
+            flag_key: the flag or experiment key.
+            variant: the variant (or its key) shown; ``None`` unsets the user's variant.
+            experiment_key: the experiment run; taken from the variant's metadata when omitted.
+
+        Returns:
+            True if an event was queued (False when deduplicated, not configured or dropped).
+        """
+        if self._exposure is None:
+            logger.debug("track_exposure() called without an exposure_config; ignored")
+            return False
+        try:
+            variant_key = variant.key if isinstance(variant, Variant) else variant
+            if experiment_key is None and isinstance(variant, Variant) and variant.metadata:
+                experiment_key = variant.metadata.get("experimentKey")
+            return self._exposure.track(user, flag_key, variant_key, experiment_key)
+        except Exception:  # noqa: BLE001
+            logger.exception("Unexpected error while tracking an exposure")
+            return False
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters of tracking and delivery, for monitoring.
+
+        Keys: ``assignment`` and ``exposure`` (evaluated/tracked, deduplicated, skipped by
+        reason) when configured, and ``events`` (enqueued, sent, retried, duplicates,
+        dropped by reason, queue depth, in flight) summed over senders.
+        """
+        out: Dict[str, Any] = {}
+        if self._assignment is not None:
+            out["assignment"] = self._assignment.stats()
+        if self._exposure is not None:
+            out["exposure"] = self._exposure.stats()
+        events: Dict[str, Any] = {"enqueued": 0, "sent": 0, "retried": 0, "duplicates": 0, "dropped": {},
+                                  "queue_depth": 0, "in_flight": 0}
+        for sender in self._senders:
+            for name, value in sender.stats().items():
+                if name == "dropped":
+                    for reason, n in value.items():
+                        events["dropped"][reason] = events["dropped"].get(reason, 0) + n
+                else:
+                    events[name] += value
+        out["events"] = events
+        return out
 
     def evaluate(self, user: User, flag_keys: Optional[List[str]] = None) -> Dict[str, Variant]:
         """Deprecated: use :meth:`evaluate_v2`.

@@ -1,0 +1,155 @@
+"""Assignment events: one ``[Experiment] Assignment`` per user, per unique result, per day.
+
+The request thread does only the cheap part: a dedup check on a key built from C-level tuple
+operations, then (on a miss) it captures what the event needs and queues it. The event dict,
+its insert_id and its JSON are built on the sender thread.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ..user import USER_CONTEXT_FIELDS
+from ..variant import Variant
+from ..version import LIBRARY
+from .dedup import SeenCache
+from .insert_id import DAY_MILLIS, assignment_insert_id
+from .sender import EventSender
+from .stats import Counter, ReasonCounters
+
+ASSIGNMENT_EVENT_TYPE = "[Experiment] Assignment"
+_MUTUAL_EXCLUSION_GROUP = "mutual-exclusion-group"
+_variant_key = operator.attrgetter("key")
+# Predefined user fields copied onto the event with send_evaluated_props.
+_EVENT_USER_FIELDS = tuple(f for f in USER_CONTEXT_FIELDS if f not in ("user_id", "device_id", "user_properties",
+                                                                       "cohort_ids"))
+
+# (flag key, variant key, flagVersion, segmentName, flagType, is default)
+FlagAssignment = Tuple[str, Optional[str], Any, Any, Any, bool]
+
+
+class Assignment:
+    """What one tracked evaluation needs to become an event (immutable once queued)."""
+
+    __slots__ = ("user_id", "device_id", "time", "flags", "user_fields")
+
+    def __init__(self, user_id: Optional[str], device_id: Optional[str], time_millis: int,
+                 flags: Tuple[FlagAssignment, ...], user_fields: Optional[Dict[str, Any]]) -> None:
+        self.user_id = user_id
+        self.device_id = device_id
+        self.time = time_millis
+        self.flags = flags
+        self.user_fields = user_fields
+
+    @property
+    def insert_id(self) -> str:
+        return assignment_insert_id(self.user_id, self.device_id, ((f[0], f[1]) for f in self.flags), self.time)
+
+    def build(self) -> Dict[str, Any]:
+        """The event as sent to Amplitude (design.md §5)."""
+        event_properties: Dict[str, Any] = {}
+        set_properties: Dict[str, Any] = {}
+        unset_properties: Dict[str, Any] = {}
+        for flag_key, variant_key, version, segment, flag_type, is_default in self.flags:
+            if variant_key is None:
+                continue
+            event_properties[f"[Experiment] {flag_key}.variant"] = variant_key
+            if version is not None and segment is not None:
+                event_properties[f"[Experiment] {flag_key}.details"] = f"v{version} rule:{segment}"
+            if flag_type == _MUTUAL_EXCLUSION_GROUP:
+                continue
+            if is_default:
+                unset_properties[f"[Experiment] {flag_key}"] = "-"
+            else:
+                set_properties[f"[Experiment] {flag_key}"] = variant_key
+        user_properties: Dict[str, Any] = {}
+        event: Dict[str, Any] = {
+            "event_type": ASSIGNMENT_EVENT_TYPE,
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "event_properties": event_properties,
+            "user_properties": user_properties,
+        }
+        if self.user_fields is not None:
+            extra_properties = self.user_fields.pop("user_properties", None)
+            event.update(self.user_fields)
+            if extra_properties:
+                set_properties = {**extra_properties, **set_properties}
+        user_properties["$set"] = set_properties
+        user_properties["$unset"] = unset_properties
+        event["insert_id"] = self.insert_id
+        event["library"] = LIBRARY
+        event["time"] = self.time
+        return event
+
+
+def flag_assignments(results: Dict[str, Variant]) -> Tuple[FlagAssignment, ...]:
+    out = []
+    for flag_key, variant in results.items():
+        metadata = variant.metadata or {}
+        out.append((flag_key, variant.key, metadata.get("flagVersion"), metadata.get("segmentName"),
+                    metadata.get("flagType"), bool(metadata.get("default"))))
+    return tuple(out)
+
+
+def evaluated_user_fields(user: Any) -> Dict[str, Any]:
+    """A copy of the user's predefined fields and user properties, for the event."""
+    fields = {name: value for name in _EVENT_USER_FIELDS if (value := getattr(user, name, None)) is not None}
+    properties = getattr(user, "user_properties", None)
+    if isinstance(properties, dict) and properties:
+        fields["user_properties"] = dict(properties)
+    return fields
+
+
+class AssignmentTracker:
+    """Decides, per evaluation, whether an assignment event is due, and queues it.
+
+    Args:
+        sender: where events go.
+        cache_capacity: how many recent (user, result, day) keys are remembered.
+        send_evaluated_props: copy the user's fields and properties onto events.
+        clock: wall-clock seconds (``time.time``); injectable for tests.
+        dedup_timer: the TTL cache's clock; injectable for tests.
+    """
+
+    def __init__(self, sender: EventSender, cache_capacity: int, send_evaluated_props: bool = False,
+                 clock: Callable[[], float] = time.time,
+                 dedup_timer: Callable[[], float] = time.monotonic) -> None:
+        self.sender = sender
+        self._seen = SeenCache(cache_capacity, timer=dedup_timer)
+        self._send_evaluated_props = send_evaluated_props
+        self._clock = clock
+        self.evaluated = Counter()
+        self.deduplicated = Counter()
+        self.skipped = ReasonCounters()
+
+    def track(self, user: Any, results: Dict[str, Variant]) -> None:
+        """Queue an assignment event for this evaluation unless one was already sent today.
+
+        Called on the request path: O(number of flags) tuple work in C, no I/O, never blocks.
+        """
+        self.evaluated.increment()
+        if not results:
+            self.skipped.add("empty_result")
+            return
+        user_id = getattr(user, "user_id", None)
+        device_id = getattr(user, "device_id", None)
+        if not user_id and not device_id:
+            self.skipped.add("no_user_or_device_id")
+            return
+        now = int(self._clock() * 1000)
+        key = (user_id, device_id, now // DAY_MILLIS, tuple(results), tuple(map(_variant_key, results.values())))
+        if not self._seen.first_time(key):
+            self.deduplicated.increment()
+            return
+        fields = evaluated_user_fields(user) if self._send_evaluated_props else None
+        self.sender.enqueue(Assignment(user_id, device_id, now, flag_assignments(results), fields))
+
+    def stats(self) -> Dict[str, Any]:
+        return {
+            "evaluated": self.evaluated.value,
+            "deduplicated": self.deduplicated.value,
+            "skipped": self.skipped.snapshot(),
+        }
