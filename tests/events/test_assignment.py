@@ -1,0 +1,200 @@
+"""Assignment and exposure events: exact bodies, insert_ids, dedup, skips."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pytest
+
+from amplitude_experiment import User, Variant
+from amplitude_experiment.events.assignment import AssignmentTracker
+from amplitude_experiment.events.exposure import ExposureTracker
+from amplitude_experiment.events.insert_id import assignment_canonical, java_string_hash
+from amplitude_experiment.version import LIBRARY
+
+NOW = 1_795_592_290.745  # seconds; day stamp 20782
+
+
+class FakeSender:
+    def __init__(self) -> None:
+        self.items: List[Any] = []
+
+    def enqueue(self, item: Any) -> bool:
+        self.items.append(item)
+        return True
+
+    def events(self) -> List[Dict[str, Any]]:
+        return [item.build() for item in self.items]
+
+
+class Clock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def seed_results() -> Dict[str, Variant]:
+    return {
+        "my-flag": Variant(key="off", metadata={"default": True, "flagType": "release", "flagVersion": 3,
+                                                "segmentName": "All Other Users"}),
+        "my-experiment": Variant(key="treatment", value="treatment",
+                                 metadata={"flagType": "experiment", "flagVersion": 7, "segmentName": "Targeted"}),
+    }
+
+
+def tracker(**options: Any) -> AssignmentTracker:
+    options.setdefault("clock", Clock())
+    return AssignmentTracker(FakeSender(), cache_capacity=100, **options)  # type: ignore[arg-type]
+
+
+def test_java_hash_and_canonical_string() -> None:
+    canonical = assignment_canonical("u1", "d1", [("my-flag", "off"), ("my-experiment", "treatment")])
+    assert canonical == "u1 d1 my-experiment treatment my-flag off "
+    assert java_string_hash(canonical) == 1708274269
+    assert java_string_hash("") == 0
+    assert java_string_hash("a") == 97
+    assert java_string_hash("hello") == 99162322  # Java: "hello".hashCode()
+    assert java_string_hash("polygenelubricants") == 2**31  # Java: Integer.MIN_VALUE, unsigned
+    assert assignment_canonical(None, " d1 ", [("b ", " x"), ("a", None)]) == "None d1 b x "
+
+
+def test_seed_example_event_is_exact() -> None:
+    t = tracker()
+    t.track(User(user_id="u1", device_id="d1"), seed_results())
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event == {
+        "event_type": "[Experiment] Assignment",
+        "user_id": "u1",
+        "device_id": "d1",
+        "event_properties": {
+            "[Experiment] my-flag.variant": "off",
+            "[Experiment] my-flag.details": "v3 rule:All Other Users",
+            "[Experiment] my-experiment.variant": "treatment",
+            "[Experiment] my-experiment.details": "v7 rule:Targeted",
+        },
+        "user_properties": {"$set": {"[Experiment] my-experiment": "treatment"},
+                            "$unset": {"[Experiment] my-flag": "-"}},
+        "insert_id": "u1 d1 1708274269 20782",
+        "library": LIBRARY,
+        "time": 1795592290745,
+    }
+
+
+def test_mutual_exclusion_groups_set_nothing_and_details_need_version_and_segment() -> None:
+    t = tracker()
+    t.track(User(user_id="user-1"), {
+        "mx": Variant(key="slot-1", metadata={"flagType": "mutual-exclusion-group", "flagVersion": 2,
+                                              "segmentName": "s"}),
+        "no-version": Variant(key="on", metadata={"segmentName": "Everyone"}),
+        "no-metadata": Variant(key="on"),
+        "keyless": Variant(value="x"),
+    })
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event["event_properties"] == {
+        "[Experiment] mx.variant": "slot-1",
+        "[Experiment] mx.details": "v2 rule:s",
+        "[Experiment] no-version.variant": "on",
+        "[Experiment] no-metadata.variant": "on",
+    }
+    assert event["user_properties"] == {"$set": {"[Experiment] no-version": "on", "[Experiment] no-metadata": "on"},
+                                        "$unset": {}}
+    assert event["device_id"] is None
+    canonical = "user-1 None mx slot-1 no-metadata on no-version on "
+    assert event["insert_id"] == f"user-1 None {java_string_hash(canonical)} 20782"
+
+
+def test_one_event_per_user_result_and_day() -> None:
+    clock = Clock()
+    t = tracker(clock=clock)
+    user = User(user_id="user-1", device_id="device-1")
+    t.track(user, seed_results())
+    t.track(user, seed_results())
+    t.track(User(user_id="user-1", device_id="device-1"), seed_results())
+    other = seed_results()
+    other["my-experiment"] = Variant(key="control", metadata={"flagType": "experiment"})
+    t.track(user, other)  # a different result: a new event
+    clock.now += 86_400  # the next day: a new event
+    t.track(user, seed_results())
+    assert len(t.sender.items) == 3  # type: ignore[attr-defined]
+    assert t.stats() == {"evaluated": 5, "deduplicated": 2, "skipped": {}}
+    days = [e["insert_id"].split()[-1] for e in t.sender.events()]  # type: ignore[attr-defined]
+    assert days == ["20782", "20782", "20783"]
+
+
+def test_dedup_entries_expire_after_a_day_on_the_cache_clock() -> None:
+    ticks = Clock(0.0)
+    t = tracker(dedup_timer=ticks, clock=Clock())
+    user = User(user_id="user-1")
+    t.track(user, seed_results())
+    ticks.now = 86_399.0
+    t.track(user, seed_results())
+    ticks.now = 86_401.0
+    t.track(user, seed_results())
+    assert len(t.sender.items) == 2  # type: ignore[attr-defined]
+
+
+def test_dedup_cache_is_bounded() -> None:
+    t = AssignmentTracker(FakeSender(), cache_capacity=2, clock=Clock())  # type: ignore[arg-type]
+    for name in ("a", "b", "c", "a"):
+        t.track(User(user_id=name * 5), seed_results())
+    assert len(t.sender.items) == 4  # "a" was evicted by "c"  # type: ignore[attr-defined]
+
+
+def test_skips_are_counted() -> None:
+    t = tracker()
+    t.track(User(user_id="user-1"), {})
+    t.track(User(), seed_results())
+    t.track(User(user_id="", device_id=""), seed_results())
+    assert t.sender.items == []  # type: ignore[attr-defined]
+    assert t.stats()["skipped"] == {"empty_result": 1, "no_user_or_device_id": 2}
+
+
+def test_send_evaluated_props_copies_without_mutating_the_user() -> None:
+    t = tracker(send_evaluated_props=True)
+    properties = {"plan": "pro", "[Experiment] my-experiment": "stale"}
+    user = User(user_id="user-1", device_id="device-1", country="DE", platform="iOS",
+                user_properties=properties, groups={"org": ["acme"]})
+    t.track(user, seed_results())
+    properties["plan"] = "changed-later"
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event["country"] == "DE" and event["platform"] == "iOS"
+    assert "groups" not in event and "user_properties" not in {k for k in event if k != "user_properties"}
+    assert event["user_properties"] == {
+        "$set": {"plan": "pro", "[Experiment] my-experiment": "treatment"},
+        "$unset": {"[Experiment] my-flag": "-"},
+    }
+    assert user.user_properties == {"plan": "changed-later", "[Experiment] my-experiment": "stale"}
+    assert user.to_dict()["country"] == "DE"
+
+
+def test_exposure_events_and_dedup() -> None:
+    sender = FakeSender()
+    clock = Clock()
+    exposures = ExposureTracker(sender, cache_capacity=100, clock=clock)  # type: ignore[arg-type]
+    user = User(user_id="user-1", device_id="device-1")
+    results = seed_results()
+    results["my-experiment"].metadata["experimentKey"] = "exp-7"  # type: ignore[index]
+    exposures.track_results(user, results)
+    exposures.track_results(user, results)
+    exposures.track(user, "my-experiment", None, None)
+    events = sender.events()
+    assert [e["event_properties"] for e in events] == [
+        {"flag_key": "my-experiment", "variant": "treatment", "experiment_key": "exp-7"},
+        {"flag_key": "my-experiment"},
+    ]
+    assert events[0]["event_type"] == "$exposure"
+    assert events[0]["insert_id"].startswith("user-1 device-1 ") and events[0]["insert_id"].endswith(" 20782")
+    assert events[0]["insert_id"] != events[1]["insert_id"]
+    assert exposures.stats() == {"tracked": 2, "deduplicated": 1, "skipped": {"default_variant": 2}}
+
+
+@pytest.mark.parametrize("user_id, device_id", [("user-1", None), (None, "device-1")])
+def test_exposure_insert_id_differs_from_assignment_insert_id(user_id: Any, device_id: Any) -> None:
+    sender = FakeSender()
+    user = User(user_id=user_id, device_id=device_id)
+    AssignmentTracker(sender, 10, clock=Clock()).track(user, {"f": Variant(key="on")})  # type: ignore[arg-type]
+    ExposureTracker(sender, 10, clock=Clock()).track(user, "f", "on", None)  # type: ignore[arg-type]
+    first, second = sender.events()
+    assert first["insert_id"] != second["insert_id"]
