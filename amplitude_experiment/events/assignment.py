@@ -11,7 +11,6 @@ import operator
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ..user import USER_CONTEXT_FIELDS
 from ..variant import Variant
 from ..version import LIBRARY
 from .dedup import SeenCache
@@ -22,9 +21,14 @@ from .stats import Counter, ReasonCounters
 ASSIGNMENT_EVENT_TYPE = "[Experiment] Assignment"
 _MUTUAL_EXCLUSION_GROUP = "mutual-exclusion-group"
 _variant_key = operator.attrgetter("key")
-# Predefined user fields copied onto the event with send_evaluated_props.
-_EVENT_USER_FIELDS = tuple(f for f in USER_CONTEXT_FIELDS if f not in ("user_id", "device_id", "user_properties",
-                                                                       "cohort_ids"))
+# User fields copied onto the event with send_evaluated_props, under their HTTP API names.
+# (``library`` stays ours: it names the SDK that sent the event.)
+_EVENT_USER_FIELDS = (
+    ("country", "country"), ("city", "city"), ("region", "region"), ("dma", "dma"), ("language", "language"),
+    ("platform", "platform"), ("version", "app_version"), ("os", "os_name"),
+    ("device_manufacturer", "device_manufacturer"), ("device_brand", "device_brand"),
+    ("device_model", "device_model"), ("carrier", "carrier"), ("ip_address", "ip"),
+)
 
 # (flag key, variant key, flagVersion, segmentName, flagType, is default)
 FlagAssignment = Tuple[str, Optional[str], Any, Any, Any, bool]
@@ -64,21 +68,19 @@ class Assignment:
                 unset_properties[f"[Experiment] {flag_key}"] = "-"
             else:
                 set_properties[f"[Experiment] {flag_key}"] = variant_key
-        user_properties: Dict[str, Any] = {}
-        event: Dict[str, Any] = {
-            "event_type": ASSIGNMENT_EVENT_TYPE,
-            "user_id": self.user_id,
-            "device_id": self.device_id,
-            "event_properties": event_properties,
-            "user_properties": user_properties,
-        }
+        event: Dict[str, Any] = {"event_type": ASSIGNMENT_EVENT_TYPE}
+        if self.user_id is not None:
+            event["user_id"] = self.user_id
+        if self.device_id is not None:
+            event["device_id"] = self.device_id
+        event["event_properties"] = event_properties
+        user_properties: Dict[str, Any] = {"$set": set_properties, "$unset": unset_properties}
         if self.user_fields is not None:
-            extra_properties = self.user_fields.pop("user_properties", None)
-            event.update(self.user_fields)
-            if extra_properties:
-                set_properties = {**extra_properties, **set_properties}
-        user_properties["$set"] = set_properties
-        user_properties["$unset"] = unset_properties
+            fields = dict(self.user_fields)
+            # The evaluated user properties go beside the operations, as the official SDK sends them.
+            user_properties.update(fields.pop("user_properties", None) or {})
+            event.update(fields)
+        event["user_properties"] = user_properties
         event["insert_id"] = self.insert_id
         event["library"] = LIBRARY
         event["time"] = self.time
@@ -96,10 +98,10 @@ def flag_assignments(results: Dict[str, Variant]) -> Tuple[FlagAssignment, ...]:
 
 def evaluated_user_fields(user: Any) -> Dict[str, Any]:
     """A copy of the user's predefined fields and user properties, for the event."""
-    fields = {name: value for name in _EVENT_USER_FIELDS if (value := getattr(user, name, None)) is not None}
+    fields = {name: value for field, name in _EVENT_USER_FIELDS if (value := getattr(user, field, None)) is not None}
     properties = getattr(user, "user_properties", None)
     if isinstance(properties, dict) and properties:
-        fields["user_properties"] = dict(properties)
+        fields["user_properties"] = {k: v for k, v in properties.items() if not str(k).startswith("$")}
     return fields
 
 
@@ -140,7 +142,10 @@ class AssignmentTracker:
             self.skipped.add("no_user_or_device_id")
             return
         now = int(self._clock() * 1000)
-        key = (user_id, device_id, now // DAY_MILLIS, tuple(results), tuple(map(_variant_key, results.values())))
+        # Ids are compared trimmed, as the insert_id hash sees them (and the official SDK dedups).
+        key = (user_id.strip() if type(user_id) is str else user_id,
+               device_id.strip() if type(device_id) is str else device_id,
+               now // DAY_MILLIS, tuple(results), tuple(map(_variant_key, results.values())))
         if not self._seen.first_time(key):
             self.deduplicated.increment()
             return

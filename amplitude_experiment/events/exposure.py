@@ -38,15 +38,18 @@ class Exposure:
             properties["variant"] = self.variant
         if self.experiment_key is not None:
             properties["experiment_key"] = self.experiment_key
-        return {
-            "event_type": EXPOSURE_EVENT_TYPE,
-            "user_id": self.user_id,
-            "device_id": self.device_id,
+        event: Dict[str, Any] = {"event_type": EXPOSURE_EVENT_TYPE}
+        if self.user_id is not None:
+            event["user_id"] = self.user_id
+        if self.device_id is not None:
+            event["device_id"] = self.device_id
+        event.update({
             "event_properties": properties,
             "insert_id": exposure_insert_id(self.user_id, self.device_id, self.flag_key, self.variant, self.time),
             "library": LIBRARY,
             "time": self.time,
-        }
+        })
+        return event
 
 
 class ExposureTracker:

@@ -100,7 +100,7 @@ def test_mutual_exclusion_groups_set_nothing_and_details_need_version_and_segmen
     }
     assert event["user_properties"] == {"$set": {"[Experiment] no-version": "on", "[Experiment] no-metadata": "on"},
                                         "$unset": {}}
-    assert event["device_id"] is None
+    assert "device_id" not in event  # a missing id is left out, not sent as null
     canonical = "user-1 None mx slot-1 no-metadata on no-version on "
     assert event["insert_id"] == f"user-1 None {java_string_hash(canonical)} 20782"
 
@@ -153,20 +153,41 @@ def test_skips_are_counted() -> None:
 
 def test_send_evaluated_props_copies_without_mutating_the_user() -> None:
     t = tracker(send_evaluated_props=True)
-    properties = {"plan": "pro", "[Experiment] my-experiment": "stale"}
-    user = User(user_id="user-1", device_id="device-1", country="DE", platform="iOS",
-                user_properties=properties, groups={"org": ["acme"]})
+    properties = {"plan": "pro", "[Experiment] my-experiment": "stale", "$set": {"sneaky": 1}}
+    user = User(user_id="user-1", device_id="device-1", country="DE", platform="iOS", version="2.1.0",
+                os="iOS 17", ip_address="203.0.113.9", library="my-app/1.0", user_properties=properties,
+                groups={"org": ["acme"]})
     t.track(user, seed_results())
     properties["plan"] = "changed-later"
     (event,) = t.sender.events()  # type: ignore[attr-defined]
-    assert event["country"] == "DE" and event["platform"] == "iOS"
-    assert "groups" not in event and "user_properties" not in {k for k in event if k != "user_properties"}
-    assert event["user_properties"] == {
-        "$set": {"plan": "pro", "[Experiment] my-experiment": "treatment"},
-        "$unset": {"[Experiment] my-flag": "-"},
+    assert {k: v for k, v in event.items() if k not in ("event_properties", "insert_id", "time")} == {
+        "event_type": "[Experiment] Assignment",
+        "user_id": "user-1",
+        "device_id": "device-1",
+        "country": "DE",
+        "platform": "iOS",
+        "app_version": "2.1.0",
+        "os_name": "iOS 17",
+        "ip": "203.0.113.9",
+        "library": LIBRARY,
+        "user_properties": {
+            "$set": {"[Experiment] my-experiment": "treatment"},
+            "$unset": {"[Experiment] my-flag": "-"},
+            "plan": "pro",
+            "[Experiment] my-experiment": "stale",
+        },
     }
-    assert user.user_properties == {"plan": "changed-later", "[Experiment] my-experiment": "stale"}
-    assert user.to_dict()["country"] == "DE"
+    assert user.user_properties == {"plan": "changed-later", "[Experiment] my-experiment": "stale",
+                                    "$set": {"sneaky": 1}}
+
+
+def test_send_evaluated_props_without_user_properties() -> None:
+    # The official SDK raises TypeError from evaluate_v2 here; we send the event.
+    t = tracker(send_evaluated_props=True)
+    t.track(User(user_id="user-1", device_id="device-1"), seed_results())
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event["user_properties"] == {"$set": {"[Experiment] my-experiment": "treatment"},
+                                        "$unset": {"[Experiment] my-flag": "-"}}
 
 
 def test_exposure_events_and_dedup() -> None:
