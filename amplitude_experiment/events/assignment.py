@@ -123,6 +123,9 @@ class AssignmentTracker:
         self._seen = SeenCache(cache_capacity, timer=dedup_timer)
         self._send_evaluated_props = send_evaluated_props
         self._clock = clock
+        self.__init_counters()
+
+    def __init_counters(self) -> None:
         self.evaluated = Counter()
         self.deduplicated = Counter()
         self.skipped = ReasonCounters()
@@ -151,6 +154,12 @@ class AssignmentTracker:
             return
         fields = evaluated_user_fields(user) if self._send_evaluated_props else None
         self.sender.enqueue(Assignment(user_id, device_id, now, flag_assignments(results), fields))
+
+    def reinit_after_fork(self, sender: EventSender) -> None:
+        """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""
+        self.sender = sender
+        self._seen.reset_lock()
+        self.__init_counters()
 
     def stats(self) -> Dict[str, Any]:
         return {

@@ -30,6 +30,10 @@ class SeenCache:
             self._cache[key] = None
             return True
 
+    def reset_lock(self) -> None:
+        """A fresh lock (after ``fork()``, where another thread may have held the old one)."""
+        self._lock = threading.Lock()
+
     def __len__(self) -> int:
         return len(self._cache)
 

@@ -67,6 +67,9 @@ class ExposureTracker:
         self.sender = sender
         self._seen = SeenCache(cache_capacity, timer=dedup_timer)
         self._clock = clock
+        self.__init_counters()
+
+    def __init_counters(self) -> None:
         self.tracked = Counter()
         self.deduplicated = Counter()
         self.skipped = ReasonCounters()
@@ -93,6 +96,12 @@ class ExposureTracker:
             return False
         self.tracked.increment()
         return self.sender.enqueue(Exposure(user_id, device_id, now, flag_key, variant, experiment_key))
+
+    def reinit_after_fork(self, sender: EventSender) -> None:
+        """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""
+        self.sender = sender
+        self._seen.reset_lock()
+        self.__init_counters()
 
     def stats(self) -> Dict[str, Any]:
         return {

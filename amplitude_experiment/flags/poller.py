@@ -31,6 +31,7 @@ class FlagPoller:
         self._backoff = backoff
         self._name = name
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.failures = 0
 
@@ -44,24 +45,34 @@ class FlagPoller:
             return
         self.failures = failures
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: Optional[float] = None) -> bool:
         """Ask the thread to stop and wait up to ``timeout`` seconds; True if it ended."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
         return not thread.is_alive()
 
+    def poll_now(self) -> None:
+        """Refresh as soon as possible instead of at the next interval."""
+        self._wake.set()
+
     def next_wait(self) -> float:
         return self.interval if self.failures == 0 else self._backoff.delay(self.failures)
 
     def _run(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.next_wait()):
+        stop, wake = self._stop, self._wake
+        while True:
+            wake.wait(self.next_wait())
+            if stop.is_set():
+                return
+            wake.clear()
             try:
                 self._refresh()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure

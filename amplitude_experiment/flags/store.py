@@ -1,6 +1,6 @@
 """The current flag snapshot, published by one reference swap.
 
-Writers (poller, stream, bootstrap) call :meth:`FlagStore.publish`; readers take
+Writers (poller, stream, bootstrap, cache file) call :meth:`FlagStore.publish`; readers take
 ``store.current`` once per evaluation and use that object for the whole call, so an
 evaluation always sees one consistent config even while a new one is being published.
 """
@@ -11,11 +11,14 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 from ..evaluation import CompiledFlags, compile_flags
 
 logger = logging.getLogger("amplitude_experiment.flags")
+
+#: ``listener(changed_flag_keys)``: added, removed or modified flags of a new config.
+FlagsListener = Callable[[Set[str]], None]
 
 
 class FlagSnapshot:
@@ -42,28 +45,67 @@ class FlagSnapshot:
         """Seconds since this config was last confirmed current."""
         return max(0.0, time.monotonic() - self._updated_monotonic)
 
+    def __repr__(self) -> str:
+        return (f"FlagSnapshot(flags={len(self.flags)}, skipped={len(self.flags.skipped)}, source={self.source!r}, "
+                f"age={self.age():.1f}s)")
+
 
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()[:20]
 
 
+def changed_keys(old: Optional[CompiledFlags], new: CompiledFlags) -> Set[str]:
+    """Flag keys added, removed or modified between two configs."""
+    def by_key(flags: Optional[CompiledFlags]) -> dict:
+        if flags is None:
+            return {}
+        return {raw.get("key"): raw for raw in flags.raw if isinstance(raw, dict) and isinstance(raw.get("key"), str)}
+
+    before, after = by_key(old), by_key(new)
+    return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+
 class FlagStore:
-    """Holds the current snapshot; compiles and swaps in new configs."""
+    """Holds the current snapshot; compiles and swaps in new configs; tells listeners."""
 
     def __init__(self) -> None:
         self.current: Optional[FlagSnapshot] = None
         self._lock = threading.Lock()  # serialises writers only; readers never take it
+        self._listeners: List[FlagsListener] = []
 
-    def publish(self, raw_flags: List[Any], body: bytes, source: str) -> FlagSnapshot:
-        """Make ``raw_flags`` the current config (recompiling only if the body changed)."""
+    def add_listener(self, listener: FlagsListener) -> None:
+        self._listeners.append(listener)
+
+    def reset_lock(self) -> None:
+        """A fresh writer lock (after ``fork()``, where another thread may have held the old one)."""
+        self._lock = threading.Lock()
+
+    def publish(self, raw_flags: List[Any], body: bytes, source: str, age: float = 0.0) -> FlagSnapshot:
+        """Make ``raw_flags`` the current config (recompiling only if the body changed).
+
+        Args:
+            raw_flags: decoded flag JSON.
+            body: the bytes it was decoded from (identifies the version).
+            source: where it came from.
+            age: how old the config already is, in seconds (for a cache file).
+        """
         digest = body_digest(body)
         with self._lock:
             previous = self.current
             if previous is not None and previous.digest == digest:
                 compiled = previous.flags
+                changed: Set[str] = set()
             else:
                 compiled = compile_flags(raw_flags)
-                logger.debug("Loaded %d flags from %s (%d skipped)", len(compiled), source, len(compiled.skipped))
-            snapshot = FlagSnapshot(compiled, source, digest, time.time(), time.monotonic())
+                changed = changed_keys(previous.flags if previous else None, compiled)
+                logger.debug("Loaded %d flags from %s (%d skipped, %d changed)", len(compiled), source,
+                             len(compiled.skipped), len(changed))
+            snapshot = FlagSnapshot(compiled, source, digest, time.time() - age, time.monotonic() - age)
             self.current = snapshot
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener(changed)
+                except Exception:  # noqa: BLE001 - a user's listener must not break delivery
+                    logger.exception("Flag update listener raised")
         return snapshot

@@ -5,23 +5,22 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import threading
 import time
 import warnings
 import weakref
-from typing import Any, Collection, Dict, List, Optional, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Set, Union
 
 import requests
 
-from .._backoff import Backoff
 from ..evaluation import evaluate
 from ..events.assignment import AssignmentTracker
 from ..events.config import _TrackingConfig
 from ..events.exposure import ExposureTracker
 from ..events.sender import EventSender
-from ..exceptions import FetchError
-from ..flags import FlagFetcher, FlagSnapshot, FlagStore
-from ..flags.poller import FlagPoller
+from ..flags import FlagSnapshot, FlagStore
+from ..flags.updater import FlagUpdater
 from ..user import User
 from ..variant import Variant
 from .config import LocalEvaluationConfig
@@ -39,6 +38,16 @@ def _stop_at_exit(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
     client = client_ref()
     if client is not None:
         client.stop(timeout=ATEXIT_TIMEOUT)
+
+
+def _after_fork_in_child(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
+    client = client_ref()
+    if client is None:
+        return
+    try:
+        client._reinit_after_fork()
+    except Exception:  # noqa: BLE001 - never break the child process over this
+        logger.exception("Could not reinitialise the Experiment client after fork")
 
 
 class LocalEvaluationClient:
@@ -64,16 +73,10 @@ class LocalEvaluationClient:
             self._logger.setLevel(logging.DEBUG)
         self._state = _NEW
         self._lifecycle = threading.Lock()
-        self._session = requests.Session()
+        self._owns_session = self.config.session is None
+        self._session = self.config.session or requests.Session()
         self._store = FlagStore()
-        self._fetcher = FlagFetcher(
-            self._session,
-            self.config.server_url,
-            api_key,
-            timeout=self.config.flag_config_poller_request_timeout_millis / 1000,
-        )
-        interval = self.config.flag_config_polling_interval_millis / 1000
-        self._poller = FlagPoller(self._refresh, interval, Backoff(base=1.0, cap=max(4.0, interval * 4)))
+        self._updater = FlagUpdater(self._store, self._session, self.config, api_key)
         self._senders: List[EventSender] = []
         self._assignment: Optional[AssignmentTracker] = None
         self._exposure: Optional[ExposureTracker] = None
@@ -84,8 +87,11 @@ class LocalEvaluationClient:
         if self.config.exposure_config is not None:
             exposure = self.config.exposure_config
             self._exposure = ExposureTracker(self._sender_for(exposure), exposure.cache_capacity)
+        self._pid = os.getpid()
         self._atexit_hook = functools.partial(_stop_at_exit, weakref.ref(self))
         atexit.register(self._atexit_hook)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=functools.partial(_after_fork_in_child, weakref.ref(self)))
 
     def _sender_for(self, config: _TrackingConfig) -> EventSender:
         """One sender per destination: assignment and exposure share it when they match."""
@@ -111,14 +117,18 @@ class LocalEvaluationClient:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Download the flags, then keep them fresh in the background.
+        """Load the flags, then keep them fresh in the background.
 
-        Blocks for the first download only. If it fails, the background refresh still starts
-        (retrying with backoff) so that a caller who catches the error gets flags as soon as
-        Amplitude is reachable.
+        Blocks for the first load only: bootstrap flags, the stream (at most
+        ``stream_flag_conn_timeout``), or one download (at most the request timeout), then the
+        cache file if that failed. If no flags could be loaded at all, background refresh still
+        starts (retrying with backoff) so that a caller who catches the error gets flags as soon
+        as Amplitude is reachable.
 
         Raises:
-            FetchError: the first download failed (network, HTTP status or unusable body).
+            FetchError: no flags could be loaded (network, HTTP status or unusable body, and no
+                bootstrap or usable cache file).
+            FlagConfigError: the bootstrap flags are not a JSON array.
         """
         with self._lifecycle:
             if self._state == _STARTED:
@@ -128,12 +138,7 @@ class LocalEvaluationClient:
             self._state = _STARTED
         for sender in self._senders:
             sender.start()
-        try:
-            self._refresh()
-        except FetchError:
-            self._poller.start(failures=1)
-            raise
-        self._poller.start()
+        self._updater.start()
 
     def stop(self, timeout: Optional[float] = 10.0) -> None:
         """Stop background work and flush pending events, within ``timeout`` seconds in all.
@@ -148,11 +153,11 @@ class LocalEvaluationClient:
             self._state = _STOPPED
         atexit.unregister(self._atexit_hook)
         deadline = None if timeout is None else time.monotonic() + timeout
-        if not self._poller.stop(0 if timeout is None else min(timeout, 1.0)):
-            logger.warning("The flag poller did not stop promptly")
+        self._updater.stop(1.0 if timeout is None else min(timeout, 1.0))
         for sender in self._senders:
             sender.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        self._session.close()
+        if self._owns_session:
+            self._session.close()
 
     def flush(self, timeout: Optional[float] = 10.0) -> bool:
         """Send every queued event now and wait up to ``timeout`` seconds; True if all were sent."""
@@ -169,11 +174,54 @@ class LocalEvaluationClient:
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
+    def _reinit_after_fork(self) -> None:
+        """Make a client inherited through ``fork()`` work in the child.
+
+        Threads do not survive fork and locks may be held by threads that no longer exist, so
+        the child gets fresh locks, a fresh HTTP session (the parent's pooled sockets stay the
+        parent's), fresh background threads, and an empty event queue: what the parent queued
+        is the parent's to send. Flags and dedup memory are kept.
+        """
+        self._pid = os.getpid()
+        self._lifecycle = threading.Lock()
+        if self._owns_session:
+            self._session = requests.Session()  # the inherited one is abandoned, never closed here
+        else:
+            for adapter in self._session.adapters.values():
+                adapter.close()  # drop the parent's pooled connections from the user's session
+        self._updater.reinit_after_fork(self._session)
+        old_senders, self._senders = self._senders, []
+        for tracker, config in ((self._assignment, self.config.assignment_config),
+                                (self._exposure, self.config.exposure_config)):
+            if tracker is not None and config is not None:
+                tracker.reinit_after_fork(self._sender_for(config))
+        if self._state == _STARTED:
+            for sender in self._senders:
+                sender.start()
+            self._updater.restart_background()
+        logger.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",
+                     self._pid, len(old_senders))
+
     # -- flags -------------------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        flags, body = self._fetcher.fetch()
-        self._store.publish(flags, body, source="network")
+    def add_flags_listener(self, listener: Callable[[Set[str]], None]) -> None:
+        """Call ``listener(changed_flag_keys)`` after every config update that changes flags.
+
+        It runs on the thread that published the update (start, poller or stream); keep it short.
+        """
+        self._store.add_listener(listener)
+
+    @property
+    def snapshot_age(self) -> Optional[float]:
+        """Seconds since the current flags were last confirmed current (``None`` without flags)."""
+        snapshot = self._store.current
+        return None if snapshot is None else snapshot.age()
+
+    @property
+    def snapshot_source(self) -> Optional[str]:
+        """Where the current flags came from: network, stream, bootstrap or cache."""
+        snapshot = self._store.current
+        return None if snapshot is None else snapshot.source
 
     @property
     def is_ready(self) -> bool:

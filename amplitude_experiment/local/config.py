@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+import os
+from typing import Any, List, Optional, Union
+
+import requests
 
 from .. import _validate
 from ..cohorts.config import DEFAULT_COHORT_SERVER_URL, CohortSyncConfig
@@ -34,6 +37,20 @@ class LocalEvaluationConfig:
         exposure_config: enable exposure tracking.
         cohort_sync_config: enable cohort membership download.
         logger: the logger to use instead of ``logging.getLogger("amplitude_experiment")``.
+
+    Additions to the official options (keyword-only):
+
+    Args:
+        session: a ``requests.Session`` for every request (proxies, CA bundle, client
+            certificates, adapters). It is never closed by the client. Without it the client
+            makes its own, which honours the standard proxy environment variables.
+        bootstrap_flags: flag configs to start from (the decoded JSON list, or JSON text);
+            evaluation works before (or without) any download.
+        bootstrap_file: a file holding flag configs (JSON array) to start from.
+        offline: never download flags (requires a bootstrap); for tests and air-gapped runs.
+        flag_cache_file: where every good config is saved (atomically); at ``start()``, if the
+            download fails, the client starts from this file instead of failing.
+        stream_keepalive_timeout_millis: silence after which the stream counts as dead.
     """
 
     def __init__(
@@ -50,6 +67,13 @@ class LocalEvaluationConfig:
         exposure_config: Optional[ExposureConfig] = None,
         cohort_sync_config: Optional[CohortSyncConfig] = None,
         logger: Optional[logging.Logger] = None,
+        *,
+        session: Optional[requests.Session] = None,
+        bootstrap_flags: Union[List[Any], str, bytes, None] = None,
+        bootstrap_file: Union[str, "os.PathLike[str]", None] = None,
+        offline: bool = False,
+        flag_cache_file: Union[str, "os.PathLike[str]", None] = None,
+        stream_keepalive_timeout_millis: int = 17000,
     ) -> None:
         self.debug = bool(debug)
         self.server_zone = coerce_zone(server_zone)
@@ -86,6 +110,21 @@ class LocalEvaluationConfig:
         if logger is not None and not isinstance(logger, logging.Logger):
             raise _validate.ConfigurationError("logger must be a logging.Logger or None")
         self.logger = logger
+        if session is not None and not isinstance(session, requests.Session):
+            raise _validate.ConfigurationError("session must be a requests.Session or None")
+        self.session = session
+        if bootstrap_flags is not None and not isinstance(bootstrap_flags, (list, str, bytes)):
+            raise _validate.ConfigurationError("bootstrap_flags must be a list of flags or JSON text")
+        if bootstrap_flags is not None and bootstrap_file is not None:
+            raise _validate.ConfigurationError("give bootstrap_flags or bootstrap_file, not both")
+        self.bootstrap_flags = bootstrap_flags
+        self.bootstrap_file = bootstrap_file
+        self.offline = bool(offline)
+        if self.offline and bootstrap_flags is None and bootstrap_file is None:
+            raise _validate.ConfigurationError("offline=True needs bootstrap_flags or bootstrap_file")
+        self.flag_cache_file = flag_cache_file
+        self.stream_keepalive_timeout_millis = _validate.positive_int(
+            "stream_keepalive_timeout_millis", stream_keepalive_timeout_millis)
 
     def __repr__(self) -> str:
         return (

@@ -104,10 +104,10 @@ def test_failing_refresh_logs_one_warning_per_outage(server: AmplitudeStandIn,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="amplitude_experiment"):
         with make_client(server, flag_config_polling_interval_millis=10) as client:
-            client._poller._backoff.base = client._poller._backoff.cap = 0.01  # keep the test fast
+            client._updater.poller._backoff.base = client._updater.poller._backoff.cap = 0.01  # keep the test fast
             server.add_fault("flags", status=500, times=4)
             assert wait_for(lambda: len(server.requests("flags")) >= 6)
-            assert wait_for(lambda: client._poller.failures == 0)
+            assert wait_for(lambda: client._updater.poller.failures == 0)
     messages = [r.getMessage() for r in caplog.records if r.name == "amplitude_experiment.flags"]
     assert messages[0].startswith("Flag refresh failed; keeping the last good flags and retrying with backoff")
     assert messages[1:] == ["Flag refresh recovered after 4 failed attempts"]
