@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .context import Getter, compile_selector
 from .operators import InvalidCondition, Matcher, compile_matcher, invalid_matcher
@@ -57,7 +57,7 @@ class CompiledSegment:
 
 
 class CompiledFlag:
-    __slots__ = ("key", "segments", "dependencies", "metadata", "variants", "raw")
+    __slots__ = ("key", "segments", "dependencies", "metadata", "variants", "raw", "cohort_ids")
 
     def __init__(self, key: str, segments: Tuple[CompiledSegment, ...], dependencies: Tuple[str, ...],
                  metadata: Dict[str, Any], variants: Dict[str, Any], raw: Mapping[str, Any]) -> None:
@@ -67,6 +67,7 @@ class CompiledFlag:
         self.metadata = metadata
         self.variants = variants
         self.raw = raw
+        self.cohort_ids: Dict[str, FrozenSet[str]] = {}
 
 
 class CompiledFlags:
@@ -79,7 +80,7 @@ class CompiledFlags:
         raw: the flag dicts as given (skipped ones included).
     """
 
-    __slots__ = ("flags", "order", "skipped", "warnings", "raw", "_closure", "_position", "_subsets")
+    __slots__ = ("flags", "order", "skipped", "warnings", "raw", "cohort_ids", "_closure", "_position", "_subsets")
 
     def __init__(self, flags: Dict[str, CompiledFlag], skipped: Dict[str, str], warnings: List[str],
                  raw: List[Any]) -> None:
@@ -88,6 +89,12 @@ class CompiledFlags:
         self.skipped = skipped
         self.warnings = warnings
         self.raw = raw
+        cohorts: Dict[str, Set[str]] = {}
+        for flag in self.order:
+            for group_type, ids in flag.cohort_ids.items():
+                cohorts.setdefault(group_type, set()).update(ids)
+        #: every cohort id the flags target, by group type ("User" for user cohorts)
+        self.cohort_ids: Dict[str, FrozenSet[str]] = {t: frozenset(ids) for t, ids in cohorts.items()}
         self._position = {key: i for i, key in enumerate(flags)}
         self._closure: Dict[str, FrozenSet[str]] = {}
         for flag in self.order:  # parents come first, so their closures already exist
@@ -117,6 +124,18 @@ class CompiledFlags:
             self._subsets.clear()  # bounded; a miss only costs a sort
         self._subsets[keys] = subset
         return subset
+
+
+USER_GROUP_TYPE = "User"
+
+
+def cohort_group_type(selector: Sequence[str]) -> Optional[str]:
+    """The group type a cohort condition's selector targets ("User" for users), else None."""
+    if len(selector) == 3 and selector[0] == "context" and selector[1] == "user" and selector[2] == "cohort_ids":
+        return USER_GROUP_TYPE
+    if len(selector) == 4 and selector[0] == "context" and selector[1] == "groups" and selector[3] == "cohort_ids":
+        return selector[2]
+    return None
 
 
 def _is_container(value: Any) -> bool:
@@ -154,6 +173,8 @@ class _FlagCompiler:
         self.raw = raw
         self.key = raw["key"]
         self.warnings = warnings
+        #: cohort ids this flag's conditions target, by group type ("User" for users)
+        self.cohort_ids: Dict[str, Set[str]] = {}
 
     def compile(self) -> CompiledFlag:
         raw = self.raw
@@ -170,7 +191,9 @@ class _FlagCompiler:
         _require(isinstance(dependencies, list) and all(isinstance(d, str) for d in dependencies),
                  "dependencies must be a list of flag keys")
         compiled_segments = tuple(self._segment(i, s) for i, s in enumerate(segments))
-        return CompiledFlag(self.key, compiled_segments, tuple(dependencies), self.metadata, variants, raw)
+        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self.metadata, variants, raw)
+        flag.cohort_ids = {t: frozenset(ids) for t, ids in self.cohort_ids.items()}
+        return flag
 
     def _outcome(self, variant_key: Any, segment_metadata: Dict[str, Any]) -> Optional[Outcome]:
         if not isinstance(variant_key, str) or variant_key not in self.variants:
@@ -205,6 +228,9 @@ class _FlagCompiler:
         values = [] if values is None else values
         _require(isinstance(values, list), f"{what} condition values must be a list")
         values = [v if isinstance(v, str) else str(v) for v in values if v is not None]
+        group_type = cohort_group_type(selector)
+        if group_type is not None:
+            self.cohort_ids.setdefault(group_type, set()).update(values)
         try:
             matcher = compile_matcher(op, values)
         except InvalidCondition as exc:
