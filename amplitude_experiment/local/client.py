@@ -15,6 +15,7 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Set, Union
 import requests
 
 from ..evaluation import evaluate
+from ..evaluation.explain import EvaluationDetail, Explanation, evaluate_details, explain
 from ..events.assignment import AssignmentTracker
 from ..events.config import _TrackingConfig
 from ..events.exposure import ExposureTracker
@@ -270,6 +271,29 @@ class LocalEvaluationClient:
         except Exception:  # noqa: BLE001 - tracking problems never reach the caller
             logger.exception("Unexpected error while tracking an evaluation")
         return results
+
+    def evaluate_details(self, user: User, flag_keys: Optional[Collection[str]] = None) -> Dict[str, EvaluationDetail]:
+        """Like :meth:`evaluate_v2`, with the reason for each flag (and no tracking).
+
+        Requested flags that give no variant are included with their reason (``NO_VARIANT``,
+        ``FLAG_NOT_FOUND``, ``FLAG_SKIPPED``, or ``NOT_READY`` before the first flags).
+        """
+        snapshot = self._store.current
+        try:
+            return evaluate_details(snapshot.flags if snapshot else None, user, flag_keys)
+        except Exception:  # noqa: BLE001
+            logger.exception("Unexpected error while explaining flags")
+            return {}
+
+    def explain(self, user: User, flag_key: str) -> Optional[Explanation]:
+        """A condition-by-condition trace of ``flag_key`` for ``user`` (``None`` before the first flags).
+
+        ``print(client.explain(user, "my-flag"))`` shows why the user got their variant.
+        """
+        snapshot = self._store.current
+        if snapshot is None:
+            return None
+        return explain(snapshot.flags, user, flag_key)
 
     def track_exposure(self, user: User, flag_key: str, variant: Union[Variant, str, None] = None,
                        experiment_key: Optional[str] = None) -> bool:
