@@ -2,5 +2,6 @@
 
 from .fetcher import FlagFetcher
 from .store import FlagSnapshot, FlagStore
+from .stream import FlagStream
 
-__all__ = ["FlagFetcher", "FlagSnapshot", "FlagStore"]
+__all__ = ["FlagFetcher", "FlagSnapshot", "FlagStore", "FlagStream"]

@@ -20,6 +20,7 @@ from .cache import bootstrap_body, read_flag_file, write_flag_file
 from .fetcher import FlagFetcher
 from .poller import FlagPoller
 from .store import FlagStore
+from .stream import FlagStream
 
 logger = logging.getLogger("amplitude_experiment.flags")
 
@@ -54,8 +55,6 @@ class FlagUpdater:
         self.poller = FlagPoller(self._poll, interval, Backoff(base=1.0, cap=max(4.0, interval * 4)))
         self.stream: Any = None
         if config.stream_updates and not config.offline:
-            from .stream import FlagStream
-
             self.stream = FlagStream(
                 session,
                 config.stream_server_url,
