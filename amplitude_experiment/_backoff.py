@@ -34,7 +34,8 @@ class Backoff:
     def step(self, failures: int) -> float:
         """The upper bound of the wait after ``failures`` consecutive failures."""
         exponent = min(max(failures - 1, 0), 62)
-        return min(self.cap, self.base * (2 ** exponent))
+        step: float = min(self.cap, self.base * float(2 ** exponent))
+        return step
 
     def delay(self, failures: int, retry_after: Optional[float] = None) -> float:
         """Seconds to wait after ``failures`` consecutive failures.

@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 from .exceptions import ConfigurationError
 
+__all__ = ["ConfigurationError", "mask", "optional_str", "positive_int", "url"]
+
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -571,7 +571,7 @@ class Gen:
 
     def distributions(self, variant_keys: Sequence[str]) -> List[Dict[str, Any]]:
         keys = self.sample(variant_keys, 1, 3)
-        cuts = sorted(set(self.rng.randrange(1, MAX_DISTRIBUTION) for _ in range(len(keys) - 1)))
+        cuts = sorted({self.rng.randrange(1, MAX_DISTRIBUTION) for _ in range(len(keys) - 1)})
         bounds = [0] + cuts + [MAX_DISTRIBUTION]
         out = []
         for key, start, end in zip(keys, bounds, bounds[1:]):

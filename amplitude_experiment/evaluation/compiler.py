@@ -113,7 +113,7 @@ class CompiledFlags:
         cached = self._subsets.get(keys)
         if cached is not None:
             return cached
-        wanted: set = set()
+        wanted: Set[str] = set()
         for key in keys:
             closure = self._closure.get(key)
             if closure is not None:

@@ -28,7 +28,8 @@ def _first_name(names: Any) -> Optional[str]:
     if isinstance(names, str):
         return names or None
     if isinstance(names, (list, tuple)) and names:
-        return names[0]
+        first: Optional[str] = names[0]
+        return first
     return None
 
 

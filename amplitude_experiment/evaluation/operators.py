@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any, Callable, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from .coerce import _ARRAY_LEAD, coerce_string, string_list
 from .semver import parse_version
@@ -90,7 +90,7 @@ _MEMO_SIZE = 1024
 
 def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """``parse`` with a small bounded memo: the same few versions and numbers recur constantly."""
-    memo: dict = {}
+    memo: Dict[str, Any] = {}
     missing = object()
 
     def parse_memoized(text: str) -> Any:

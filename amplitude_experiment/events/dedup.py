@@ -19,7 +19,7 @@ class SeenCache:
     """
 
     def __init__(self, capacity: int, ttl: float = DAY_SECONDS, timer: Callable[[], float] = time.monotonic) -> None:
-        self._cache: TTLCache = TTLCache(maxsize=capacity, ttl=ttl, timer=timer)
+        self._cache: "TTLCache[Hashable, None]" = TTLCache(maxsize=capacity, ttl=ttl, timer=timer)
         self._lock = threading.Lock()
 
     def first_time(self, key: Hashable) -> bool:

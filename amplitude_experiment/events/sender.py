@@ -141,7 +141,7 @@ class EventSender:
         self._in_flight = 0
         self._deadline: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
-        self._sent_ids: LRUCache = LRUCache(maxsize=dedup_capacity)
+        self._sent_ids: "LRUCache[str, bool]" = LRUCache(maxsize=dedup_capacity)
 
         self.enqueued = Counter()
         self.sent = Counter()

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from ..evaluation import CompiledFlags, compile_flags
 
@@ -56,10 +56,10 @@ def body_digest(body: bytes) -> str:
 
 def changed_keys(old: Optional[CompiledFlags], new: CompiledFlags) -> Set[str]:
     """Flag keys added, removed or modified between two configs."""
-    def by_key(flags: Optional[CompiledFlags]) -> dict:
+    def by_key(flags: Optional[CompiledFlags]) -> Dict[str, Any]:
         if flags is None:
             return {}
-        return {raw.get("key"): raw for raw in flags.raw if isinstance(raw, dict) and isinstance(raw.get("key"), str)}
+        return {raw["key"]: raw for raw in flags.raw if isinstance(raw, dict) and isinstance(raw.get("key"), str)}
 
     before, after = by_key(old), by_key(new)
     return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}

@@ -74,7 +74,8 @@ def test_explain_trace_shows_values_operators_and_bucket_numbers() -> None:
              {"metadata": {"segmentName": "Rest"},
               "bucket": {"selector": ["context", "user", "device_id"], "salt": "s1",
                          "allocations": [{"range": [0, 100], "distributions": [
-                             {"variant": "a", "range": [0, 21474837]}, {"variant": "b", "range": [21474837, 42949673]}]}]},
+                             {"variant": "a", "range": [0, 21474837]},
+                             {"variant": "b", "range": [21474837, 42949673]}]}]},
               "variant": "a"},
          ]},
     ])

@@ -9,7 +9,7 @@ import pathlib
 import sys
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 import requests
@@ -23,7 +23,7 @@ from amplitude_experiment import (
     LocalEvaluationConfig,
     User,
 )
-from amplitude_experiment.evaluation import compile_flags, evaluate
+from amplitude_experiment.evaluation import evaluate
 from amplitude_experiment.flags import FlagStore
 from amplitude_experiment.testing import AmplitudeStandIn, wait_for
 
@@ -52,8 +52,8 @@ def make_client(server_url: str, **options: Any) -> LocalEvaluationClient:
     return LocalEvaluationClient("server-key", LocalEvaluationConfig(server_url=server_url, **options))
 
 
-def keys(client: LocalEvaluationClient, user: User = User(user_id="user-1")) -> Dict[str, str]:
-    return {k: v.key for k, v in client.evaluate_v2(user).items()}
+def keys(client: LocalEvaluationClient, user: Optional[User] = None) -> Dict[str, str]:
+    return {k: v.key for k, v in client.evaluate_v2(user or User(user_id="user-1")).items()}
 
 
 def test_failing_server_is_polled_at_backoff_pace_not_server_speed(server: AmplitudeStandIn) -> None:

@@ -19,7 +19,7 @@ from amplitude_experiment import (
     User,
 )
 from amplitude_experiment._backoff import Backoff
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn
 
 EXPERIMENT = {
     "key": "exp",
