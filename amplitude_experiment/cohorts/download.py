@@ -1,0 +1,380 @@
+"""One cohort download: ``GET {server_url}/sdk/v1/cohort/{id}?maxCohortSize=N[&lastModified=ms]``.
+
+Every retry is bounded (attempt counts and a total deadline) and every wait is on a
+``threading.Event``, so a download can always be cancelled promptly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, FrozenSet, List, Optional
+from urllib.parse import quote
+
+import requests
+
+from .._backoff import Backoff
+from ..exceptions import ExperimentError
+from ..version import LIBRARY
+from .storage import Cohort
+
+logger = logging.getLogger("amplitude_experiment.cohorts")
+
+_CHUNK_BYTES = 256 * 1024
+#: The default waits between retryable failures.
+DEFAULT_BACKOFF = Backoff(0.5, 8.0)
+# Transport failures worth another attempt; anything else from requests (bad URL, too many
+# redirects, ...) will not get better by retrying.
+_RETRYABLE_EXCEPTIONS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+class CohortDownloadError(ExperimentError, OSError):
+    """A cohort could not be downloaded (network, HTTP status, unusable body, deadline or cancel).
+
+    Attributes:
+        cohort_id: the cohort concerned.
+        status_code: the last HTTP status received, if any.
+    """
+
+    def __init__(self, message: str, cohort_id: str, status_code: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.cohort_id = cohort_id
+        self.status_code = status_code
+
+
+class CohortTooLarge(CohortDownloadError):
+    """The cohort has more members than ``max_cohort_size`` (HTTP 413); it is not downloaded."""
+
+    def __init__(self, cohort_id: str, max_cohort_size: int) -> None:
+        super().__init__(f"cohort {cohort_id} is larger than max_cohort_size={max_cohort_size}",
+                         cohort_id, status_code=413)
+        self.max_cohort_size = max_cohort_size
+
+
+class CohortDownloadCancelled(CohortDownloadError):
+    """The download was cancelled (``cancel()`` or the caller's stop event) before it finished."""
+
+    def __init__(self, cohort_id: str) -> None:
+        super().__init__(f"cohort {cohort_id} download cancelled", cohort_id)
+
+
+class _Retry(Exception):
+    """An attempt failed in a way another attempt may fix."""
+
+    def __init__(self, reason: str, status_code: Optional[int] = None, retry_after: Optional[float] = None,
+                 cause: Optional[BaseException] = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.cause = cause
+
+
+class _NotReady(Exception):
+    """HTTP 202: the server is still computing the cohort."""
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _unusable(cohort_id: str, detail: str) -> CohortDownloadError:
+    return CohortDownloadError(f"cohort {cohort_id} response was unusable: {detail}", cohort_id, 200)
+
+
+def decode_body(cohort_id: str, body: Any) -> Any:
+    """JSON-decode a 200 body (bytes, bytearray or str).
+
+    Raises:
+        CohortDownloadError: the body is not JSON.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _unusable(cohort_id, f"not valid JSON ({exc.__class__.__name__})") from exc
+
+
+def cohort_from_json(cohort_id: str, doc: Any) -> Cohort:
+    """Build a ``Cohort`` from a decoded 200 body; takes ``memberIds`` out of ``doc`` to save memory.
+
+    Raises:
+        CohortDownloadError: ``doc`` does not have the expected shape.
+    """
+    if not isinstance(doc, dict):
+        raise _unusable(cohort_id, f"expected a JSON object, got {type(doc).__name__}")
+    returned_id = doc.get("cohortId", cohort_id)
+    if returned_id != cohort_id:
+        raise _unusable(cohort_id, f"cohortId is {returned_id!r}")
+    group_type = doc.get("groupType")
+    if not isinstance(group_type, str) or not group_type:
+        raise _unusable(cohort_id, "groupType is missing or not a string")
+    last_modified = doc.get("lastModified")
+    if isinstance(last_modified, bool) or not isinstance(last_modified, int):
+        raise _unusable(cohort_id, "lastModified is missing or not an integer")
+    member_list = doc.pop("memberIds", None)
+    if not isinstance(member_list, list):
+        raise _unusable(cohort_id, "memberIds is missing or not an array")
+    try:
+        members: Optional[FrozenSet[Any]] = frozenset(member_list)
+    except TypeError:
+        members = None  # an unhashable member (object or array)
+    del member_list  # drop the decoded list before the checks, so only the set stays alive
+    if members is None or not all(type(m) is str for m in members):
+        raise _unusable(cohort_id, "memberIds holds a non-string member")
+    return Cohort(id=cohort_id, group_type=group_type, last_modified=last_modified, size=len(members),
+                  members=members)
+
+
+def parse_cohort(cohort_id: str, body: Any) -> Cohort:
+    """Decode a 200 body (bytes, bytearray or str) into a ``Cohort``.
+
+    Raises:
+        CohortDownloadError: the body is not JSON of the expected shape.
+    """
+    return cohort_from_json(cohort_id, decode_body(cohort_id, body))
+
+
+class CohortDownloader:
+    """Downloads single cohorts, with bounded retries.
+
+    Retryable failures (network errors, 408, 429, 5xx) are retried with ``backoff`` up to
+    ``max_attempts`` attempts in all, honouring ``Retry-After``. HTTP 202 ("not ready") is polled
+    every ``not_ready_wait`` seconds, at most ``not_ready_attempts`` times. No download runs longer
+    than ``deadline_seconds``. Other statuses (401, 403, 404, ...) fail at once.
+
+    Args:
+        session: the ``requests.Session`` to use (owned by the caller; used from several threads).
+        server_url: the cohort server, e.g. ``https://cohort-v2.lab.amplitude.com``.
+        api_key: the project API key (sent, never logged).
+        secret_key: the project secret key (sent, never logged).
+        max_cohort_size: larger cohorts are refused by the server (HTTP 413).
+        request_timeout: connect and read timeout of one request, in seconds.
+        backoff: waits between retryable failures (its ``max_attempts`` is not used).
+        max_attempts: attempts that may end in a retryable failure before giving up.
+        not_ready_attempts: HTTP 202 responses tolerated before giving up.
+        not_ready_wait: seconds between polls while the server answers 202.
+        deadline_seconds: total time one ``download`` may take, waits included.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        server_url: str,
+        api_key: str,
+        secret_key: str,
+        max_cohort_size: int,
+        *,
+        request_timeout: float = 10.0,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        max_attempts: int = 5,
+        not_ready_attempts: int = 10,
+        not_ready_wait: float = 1.0,
+        deadline_seconds: float = 60.0,
+    ) -> None:
+        if max_attempts < 1 or not_ready_attempts < 1:
+            raise ValueError("max_attempts and not_ready_attempts must be >= 1")
+        if request_timeout <= 0 or deadline_seconds <= 0 or not_ready_wait < 0:
+            raise ValueError("request_timeout and deadline_seconds must be > 0, not_ready_wait >= 0")
+        self._session = session
+        self.server_url = server_url.rstrip("/")
+        self.max_cohort_size = max_cohort_size
+        self.request_timeout = request_timeout
+        self.backoff = backoff
+        self.max_attempts = max_attempts
+        self.not_ready_attempts = not_ready_attempts
+        self.not_ready_wait = not_ready_wait
+        self.deadline_seconds = deadline_seconds
+        token = base64.b64encode(f"{api_key}:{secret_key}".encode("utf-8")).decode("ascii")
+        self._headers = {
+            "Authorization": f"Basic {token}",
+            "X-Amp-Exp-Library": LIBRARY,
+            "Accept": "application/json",
+        }
+        self._lock = threading.Lock()
+        self._cancelled = False
+        # Stop events of downloads in progress (one event may serve several downloads).
+        self._active: List[threading.Event] = []
+
+    def __repr__(self) -> str:
+        return (f"CohortDownloader(server_url={self.server_url!r}, max_cohort_size={self.max_cohort_size}, "
+                f"max_attempts={self.max_attempts})")
+
+    def url(self, cohort_id: str) -> str:
+        """The download URL of a cohort, without the query."""
+        return f"{self.server_url}/sdk/v1/cohort/{quote(cohort_id, safe='')}"
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop every download in progress and refuse new ones. Permanent.
+
+        Sets the stop events of downloads in progress, including events passed in by callers.
+        """
+        with self._lock:
+            self._cancelled = True
+            active = list(self._active)
+        for event in active:
+            event.set()
+
+    def download(self, cohort_id: str, last_modified: Optional[int] = None, *,
+                 stop: Optional[threading.Event] = None, deadline: Optional[float] = None) -> Optional[Cohort]:
+        """Download a cohort; None when it has not changed since ``last_modified`` (HTTP 204).
+
+        Args:
+            cohort_id: the cohort to download.
+            last_modified: the ``last_modified`` of the copy already held, if any.
+            stop: setting it cancels this download (waits end at once).
+            deadline: a ``time.monotonic()`` value not to run past (tightens ``deadline_seconds``).
+
+        Raises:
+            CohortTooLarge: the cohort is larger than ``max_cohort_size``.
+            CohortDownloadCancelled: ``cancel()`` or ``stop`` ended the download.
+            CohortDownloadError: any other failure, after the bounded retries if retryable.
+        """
+        event = stop if stop is not None else threading.Event()
+        with self._lock:
+            if self._cancelled:
+                event.set()
+            self._active.append(event)
+        try:
+            return self._download(cohort_id, last_modified, event, deadline)
+        finally:
+            with self._lock:
+                self._active.remove(event)
+
+    def _download(self, cohort_id: str, last_modified: Optional[int], stop: threading.Event,
+                  deadline: Optional[float]) -> Optional[Cohort]:
+        end = time.monotonic() + self.deadline_seconds
+        if deadline is not None:
+            end = min(end, deadline)
+        failures = 0
+        polls = 0
+        last: Optional[_Retry] = None
+        while True:
+            if stop.is_set():
+                raise CohortDownloadCancelled(cohort_id)
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise self._deadline_error(cohort_id, last)
+            try:
+                return self._attempt(cohort_id, last_modified, min(self.request_timeout, remaining), stop, end)
+            except _Retry as retry:
+                last = retry
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise CohortDownloadError(
+                        f"cohort {cohort_id} download failed after {failures} attempts: {retry.reason}",
+                        cohort_id, retry.status_code,
+                    ) from retry.cause
+                wait = self.backoff.delay(failures, retry.retry_after)
+                logger.debug("Cohort %s download attempt %d failed (%s); retrying in %.2fs",
+                             cohort_id, failures, retry.reason, wait)
+            except _NotReady:
+                polls += 1
+                if polls >= self.not_ready_attempts:
+                    raise CohortDownloadError(
+                        f"cohort {cohort_id} was still not ready (HTTP 202) after {polls} polls",
+                        cohort_id, 202,
+                    ) from None
+                last = _Retry("not ready (HTTP 202)", 202)
+                wait = self.not_ready_wait
+                logger.debug("Cohort %s not ready yet (poll %d); polling again in %.2fs", cohort_id, polls, wait)
+            # A wait that would end past the deadline is pointless: give up now.
+            if time.monotonic() + wait >= end:
+                raise self._deadline_error(cohort_id, last)
+            if stop.wait(wait):
+                raise CohortDownloadCancelled(cohort_id)
+
+    def _deadline_error(self, cohort_id: str, last: Optional[_Retry]) -> CohortDownloadError:
+        detail = f"; last error: {last.reason}" if last is not None else ""
+        error = CohortDownloadError(f"cohort {cohort_id} download ran out of time{detail}", cohort_id,
+                                    last.status_code if last is not None else None)
+        error.__cause__ = last.cause if last is not None else None
+        error.__suppress_context__ = True
+        return error
+
+    def _attempt(self, cohort_id: str, last_modified: Optional[int], timeout: float, stop: threading.Event,
+                 end: float) -> Optional[Cohort]:
+        url = self.url(cohort_id)
+        params = {"maxCohortSize": str(self.max_cohort_size)}
+        if last_modified is not None:
+            params["lastModified"] = str(last_modified)
+        try:
+            response = self._session.get(url, params=params, headers=self._headers, timeout=timeout, stream=True)
+        except _RETRYABLE_EXCEPTIONS as exc:
+            raise _Retry(f"{exc.__class__.__name__}: {exc}", cause=exc) from exc
+        except requests.RequestException as exc:
+            raise CohortDownloadError(f"cohort {cohort_id} download from {url} failed: "
+                                      f"{exc.__class__.__name__}: {exc}", cohort_id) from exc
+        try:
+            status = response.status_code
+            if status == 200:
+                body = self._read_body(cohort_id, response, stop, end)
+            elif status == 204:
+                if last_modified is None:
+                    raise CohortDownloadError(f"cohort {cohort_id}: unexpected HTTP 204 without lastModified",
+                                              cohort_id, 204)
+                return None
+            elif status == 202:
+                raise _NotReady()
+            elif status == 413:
+                raise CohortTooLarge(cohort_id, self.max_cohort_size)
+            elif status in (408, 429) or 500 <= status <= 599:
+                raise _Retry(f"HTTP {status}", status, parse_retry_after(response.headers.get("Retry-After")))
+            else:
+                raise CohortDownloadError(f"cohort {cohort_id} download from {url} returned HTTP {status}"
+                                          f"{_STATUS_HINTS.get(status, '')}", cohort_id, status)
+        finally:
+            response.close()
+        doc = decode_body(cohort_id, body)
+        del body  # the raw bytes can go before the member set is built
+        return cohort_from_json(cohort_id, doc)
+
+    def _read_body(self, cohort_id: str, response: requests.Response, stop: threading.Event,
+                   end: float) -> bytearray:
+        # Read in chunks so that a cancel or the deadline also ends a long body transfer.
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
+                body += chunk
+                if stop.is_set():
+                    raise CohortDownloadCancelled(cohort_id)
+                if time.monotonic() >= end:
+                    raise CohortDownloadError(f"cohort {cohort_id} download ran out of time while reading",
+                                              cohort_id, 200)
+        except _RETRYABLE_EXCEPTIONS as exc:
+            raise _Retry(f"failed while reading: {exc.__class__.__name__}: {exc}", 200, cause=exc) from exc
+        except requests.RequestException as exc:
+            raise CohortDownloadError(f"cohort {cohort_id} download failed while reading: "
+                                      f"{exc.__class__.__name__}: {exc}", cohort_id, 200) from exc
+        return body
+
+
+_STATUS_HINTS = {
+    401: " (check the cohort sync api_key and secret_key)",
+    403: " (check the cohort sync api_key and secret_key)",
+    404: " (cohort not found)",
+}
