@@ -36,6 +36,10 @@ class CohortStore:
         # Never mutated once published: writers copy, change and swap.
         self._cohorts: Mapping[str, Cohort] = {}
 
+    def reset_lock(self) -> None:
+        """A fresh writer lock (after ``fork()``, where another thread may have held the old one)."""
+        self._lock = threading.Lock()
+
     def get(self, cohort_id: str) -> Optional[Cohort]:
         """The stored cohort with this id, or None."""
         return self._cohorts.get(cohort_id)

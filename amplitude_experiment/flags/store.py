@@ -72,6 +72,8 @@ class FlagStore:
         self.current: Optional[FlagSnapshot] = None
         self._lock = threading.Lock()  # serialises writers only; readers never take it
         self._listeners: List[FlagsListener] = []
+        #: Called with each newly compiled config before it is published (e.g. to load cohorts).
+        self.prepare: Optional[Callable[[CompiledFlags], None]] = None
 
     def add_listener(self, listener: FlagsListener) -> None:
         self._listeners.append(listener)
@@ -97,6 +99,11 @@ class FlagStore:
                 changed: Set[str] = set()
             else:
                 compiled = compile_flags(raw_flags)
+                if self.prepare is not None:
+                    try:
+                        self.prepare(compiled)
+                    except Exception:  # noqa: BLE001 - publishing the flags matters more
+                        logger.exception("Preparing the new flag config failed; publishing it anyway")
                 changed = changed_keys(previous.flags if previous else None, compiled)
                 logger.debug("Loaded %d flags from %s (%d skipped, %d changed)", len(compiled), source,
                              len(compiled.skipped), len(changed))

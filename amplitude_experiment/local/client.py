@@ -14,7 +14,8 @@ from typing import Any, Callable, Collection, Dict, List, Optional, Set, Union
 
 import requests
 
-from ..evaluation import evaluate
+from ..cohorts.sync import CohortSync
+from ..evaluation import CompiledFlags, evaluate
 from ..evaluation.explain import EvaluationDetail, Explanation, evaluate_details, explain
 from ..events.assignment import AssignmentTracker
 from ..events.config import _TrackingConfig
@@ -24,6 +25,7 @@ from ..flags import FlagSnapshot, FlagStore
 from ..flags.updater import FlagUpdater
 from ..user import User
 from ..variant import Variant
+from .cohort_view import with_cohorts
 from .config import LocalEvaluationConfig
 from .evaluate_options import EvaluateOptions
 
@@ -39,6 +41,14 @@ def _stop_at_exit(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
     client = client_ref()
     if client is not None:
         client.stop(timeout=ATEXIT_TIMEOUT)
+
+
+def _warn_about_cohort_targeting(flags: CompiledFlags) -> None:
+    """Without cohort sync, cohort conditions see only user-supplied cohort_ids: say so once per config."""
+    targeting = sorted(flag.key for flag in flags.order if flag.cohort_ids)
+    if targeting:
+        logger.warning("Flags %s target cohorts but no cohort_sync_config was given; only cohort_ids set on the "
+                       "User are used", ", ".join(targeting))
 
 
 def _after_fork_in_child(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
@@ -77,6 +87,12 @@ class LocalEvaluationClient:
         self._owns_session = self.config.session is None
         self._session = self.config.session or requests.Session()
         self._store = FlagStore()
+        self._cohorts: Optional[CohortSync] = None
+        if self.config.cohort_sync_config is not None:
+            self._cohorts = CohortSync(self._session, self.config.cohort_sync_config)
+            self._store.prepare = self._cohorts.prepare
+        else:
+            self._store.prepare = _warn_about_cohort_targeting
         self._updater = FlagUpdater(self._store, self._session, self.config, api_key)
         self._senders: List[EventSender] = []
         self._assignment: Optional[AssignmentTracker] = None
@@ -139,7 +155,11 @@ class LocalEvaluationClient:
             self._state = _STARTED
         for sender in self._senders:
             sender.start()
-        self._updater.start()
+        try:
+            self._updater.start()
+        finally:
+            if self._cohorts is not None:
+                self._cohorts.start()
 
     def stop(self, timeout: Optional[float] = 10.0) -> None:
         """Stop background work and flush pending events, within ``timeout`` seconds in all.
@@ -155,6 +175,8 @@ class LocalEvaluationClient:
         atexit.unregister(self._atexit_hook)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._updater.stop(1.0 if timeout is None else min(timeout, 1.0))
+        if self._cohorts is not None:
+            self._cohorts.stop(1.0 if timeout is None else min(timeout, 1.0))
         for sender in self._senders:
             sender.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if self._owns_session:
@@ -191,6 +213,8 @@ class LocalEvaluationClient:
             for adapter in self._session.adapters.values():
                 adapter.close()  # drop the parent's pooled connections from the user's session
         self._updater.reinit_after_fork(self._session)
+        if self._cohorts is not None:
+            self._cohorts.reinit_after_fork(self._session)
         old_senders, self._senders = self._senders, []
         for tracker, config in ((self._assignment, self.config.assignment_config),
                                 (self._exposure, self.config.exposure_config)):
@@ -200,6 +224,8 @@ class LocalEvaluationClient:
             for sender in self._senders:
                 sender.start()
             self._updater.restart_background()
+            if self._cohorts is not None:
+                self._cohorts.start()
         logger.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",
                      self._pid, len(old_senders))
 
@@ -259,7 +285,11 @@ class LocalEvaluationClient:
             results: Dict[str, Variant] = {}
         else:
             try:
-                results = evaluate(snapshot.flags, user, flag_keys)
+                flags = snapshot.flags
+                if self._cohorts is not None and flags.cohort_ids:
+                    results = evaluate(flags, with_cohorts(user, flags.cohort_ids, self._cohorts.store), flag_keys)
+                else:
+                    results = evaluate(flags, user, flag_keys)
             except Exception:  # noqa: BLE001 - evaluate must never raise into a request handler
                 logger.exception("Unexpected error while evaluating flags; returning no variants")
                 return {}
@@ -280,7 +310,7 @@ class LocalEvaluationClient:
         """
         snapshot = self._store.current
         try:
-            return evaluate_details(snapshot.flags if snapshot else None, user, flag_keys)
+            return evaluate_details(snapshot.flags if snapshot else None, self._with_cohorts(user, snapshot), flag_keys)
         except Exception:  # noqa: BLE001
             logger.exception("Unexpected error while explaining flags")
             return {}
@@ -293,7 +323,12 @@ class LocalEvaluationClient:
         snapshot = self._store.current
         if snapshot is None:
             return None
-        return explain(snapshot.flags, user, flag_key)
+        return explain(snapshot.flags, self._with_cohorts(user, snapshot), flag_key)
+
+    def _with_cohorts(self, user: Any, snapshot: Optional[FlagSnapshot]) -> Any:
+        if self._cohorts is None or snapshot is None or not snapshot.flags.cohort_ids:
+            return user
+        return with_cohorts(user, snapshot.flags.cohort_ids, self._cohorts.store)
 
     def track_exposure(self, user: User, flag_key: str, variant: Union[Variant, str, None] = None,
                        experiment_key: Optional[str] = None) -> bool:

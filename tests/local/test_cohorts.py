@@ -1,0 +1,143 @@
+"""Cohort targeting end to end: users and groups, refresh, bounded start, the caller's User untouched."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, ServerZone, User
+from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+
+from ..evaluation.helpers import condition, targeted_flag
+
+USER_COHORT_FLAG = targeted_flag("vip", [[condition(["context", "user", "cohort_ids"], "set contains any",
+                                                    ["cohort-vip", "cohort-beta"])]])
+GROUP_COHORT_FLAG = targeted_flag("enterprise", [[condition(["context", "groups", "org", "cohort_ids"],
+                                                            "set contains any", ["cohort-big-orgs"])]])
+NOT_IN_FLAG = targeted_flag("not-blocked", [[condition(["context", "user", "cohort_ids"], "set does not contain any",
+                                                       ["cohort-blocked"])]])
+
+
+@pytest.fixture
+def server() -> Iterator[AmplitudeStandIn]:
+    with AmplitudeStandIn(flags=[USER_COHORT_FLAG, GROUP_COHORT_FLAG, NOT_IN_FLAG], cohort_api_key="cohort-key",
+                          cohort_secret_key="cohort-secret") as stand_in:
+        stand_in.set_cohort("cohort-vip", ["user-vip", "user-both"], last_modified=1000)
+        stand_in.set_cohort("cohort-beta", ["user-beta"], last_modified=1000)
+        stand_in.set_cohort("cohort-blocked", ["user-both"], last_modified=1000)
+        stand_in.set_cohort("cohort-big-orgs", ["acme"], group_type="org", last_modified=1000)
+        yield stand_in
+
+
+def make_client(server: AmplitudeStandIn, cohort_url: str = "", **sync: Any) -> LocalEvaluationClient:
+    config = LocalEvaluationConfig(
+        server_url=server.url,
+        flag_config_polling_interval_millis=60_000,
+        cohort_sync_config=CohortSyncConfig("cohort-key", "cohort-secret", cohort_server_url=cohort_url or server.url,
+                                            **sync),
+    )
+    return LocalEvaluationClient("server-key", config)
+
+
+def keys(client: LocalEvaluationClient, user: User) -> Dict[str, str]:
+    return {k: v.key for k, v in client.evaluate_v2(user).items()}
+
+
+def test_user_and_group_cohorts_target_without_touching_the_user(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        vip = User(user_id="user-vip")
+        assert keys(client, vip) == {"vip": "on", "enterprise": "off", "not-blocked": "on"}
+        assert keys(client, User(user_id="user-beta")) == {"vip": "on", "enterprise": "off", "not-blocked": "on"}
+        assert keys(client, User(user_id="user-both")) == {"vip": "on", "enterprise": "off", "not-blocked": "off"}
+        assert keys(client, User(user_id="nobody")) == {"vip": "off", "enterprise": "off", "not-blocked": "on"}
+        org_user = User(user_id="nobody", groups={"org": ["acme"]})
+        assert keys(client, org_user) == {"vip": "off", "enterprise": "on", "not-blocked": "on"}
+        assert keys(client, User(user_id="nobody", groups={"org": ["globex"]}))["enterprise"] == "off"
+        assert vip.cohort_ids is None and org_user.group_cohort_ids is None  # the caller's objects are unchanged
+        assert client.explain(vip, "vip").segments[0]["conditions"][0][0]["value"] == '["cohort-vip"]'
+    requests = server.requests("cohort")
+    assert sorted(r.path for r in requests) == ["/sdk/v1/cohort/cohort-beta", "/sdk/v1/cohort/cohort-big-orgs",
+                                                "/sdk/v1/cohort/cohort-blocked", "/sdk/v1/cohort/cohort-vip"]
+    assert all(r.query["maxCohortSize"] == "2147483647" for r in requests)
+    assert requests[0].header("Authorization") == "Basic Y29ob3J0LWtleTpjb2hvcnQtc2VjcmV0"
+
+
+def test_user_supplied_cohorts_are_merged(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        user = User(user_id="nobody", cohort_ids=["cohort-beta", "cohort-blocked"])
+        assert keys(client, user) == {"vip": "on", "enterprise": "off", "not-blocked": "off"}
+        assert user.cohort_ids == ["cohort-beta", "cohort-blocked"]
+
+
+def test_incremental_refresh_uses_last_modified(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        assert keys(client, User(user_id="user-new"))["vip"] == "off"
+        assert client._cohorts is not None
+        server.set_cohort("cohort-vip", ["user-new"], last_modified=2000)
+        before = len(server.requests("cohort"))
+        client._cohorts.poller.poll_now()
+        assert wait_for(lambda: keys(client, User(user_id="user-new"))["vip"] == "on")
+        assert keys(client, User(user_id="user-vip"))["vip"] == "off"  # no longer a member
+        refresh = server.requests("cohort")[before:]
+        assert {r.query.get("lastModified") for r in refresh} == {"1000"}
+
+
+def test_newly_targeted_cohorts_load_before_the_flags_are_published(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        server.set_cohort("cohort-new", ["user-x"], last_modified=5)
+        server.set_flags([targeted_flag("fresh", [[condition(["context", "user", "cohort_ids"], "set contains any",
+                                                             ["cohort-new"])]])])
+        client._updater.poller.poll_now()
+        assert wait_for(lambda: "fresh" in client.evaluate_v2(User(user_id="user-x")))
+        # the first evaluation that sees the new flag already sees its cohort
+        assert keys(client, User(user_id="user-x")) == {"fresh": "on"}
+        assert client._cohorts is not None and client._cohorts.store.ids() == frozenset({"cohort-new"})
+
+
+def test_unreachable_cohort_host_keeps_start_bounded(server: AmplitudeStandIn,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with AmplitudeStandIn() as gone:
+        dead_url = gone.url
+    client = make_client(server, cohort_url=dead_url)
+    assert client._cohorts is not None
+    client._cohorts.load_timeout = 1.0
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
+        client.start()
+    assert time.monotonic() - began < 2.5
+    assert keys(client, User(user_id="user-vip")) == {"vip": "off", "enterprise": "off", "not-blocked": "on"}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "amplitude_experiment.cohorts"]
+    assert any(m.startswith("Cohorts cohort-beta, cohort-big-orgs, cohort-blocked, cohort-vip could not be loaded")
+               for m in warnings)
+    client.stop(2)
+
+
+def test_too_large_cohort_is_skipped_with_a_warning(server: AmplitudeStandIn) -> None:
+    with make_client(server, max_cohort_size=1) as client:
+        # cohort-vip has 2 members: too large; cohort-beta has 1
+        assert keys(client, User(user_id="user-vip"))["vip"] == "off"
+        assert keys(client, User(user_id="user-beta"))["vip"] == "on"
+
+
+def test_cohort_targeting_without_sync_warns_once_per_config(server: AmplitudeStandIn,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    config = LocalEvaluationConfig(server_url=server.url, flag_config_polling_interval_millis=20)
+    with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
+        with LocalEvaluationClient("server-key", config) as client:
+            before = len(server.requests("flags"))
+            assert wait_for(lambda: len(server.requests("flags")) >= before + 3)
+            for _ in range(100):
+                client.evaluate_v2(User(user_id="user-vip"))
+            assert keys(client, User(user_id="x", cohort_ids=["cohort-vip"]))["vip"] == "on"
+    messages: List[str] = [r.getMessage() for r in caplog.records]
+    assert messages == ["Flags enterprise, not-blocked, vip target cohorts but no cohort_sync_config was given; "
+                        "only cohort_ids set on the User are used"]
+
+
+def test_eu_zone_uses_the_eu_cohort_host() -> None:
+    config = LocalEvaluationConfig(server_zone=ServerZone.EU, cohort_sync_config=CohortSyncConfig("k", "s"))
+    assert config.cohort_sync_config is not None
+    assert config.cohort_sync_config.cohort_server_url == "https://cohort-v2.lab.eu.amplitude.com"
