@@ -23,7 +23,9 @@ class Variant:
     never read it) do not pay for the copy.
     """
 
-    __slots__ = ("value", "key", "metadata", "_payload", "_payload_shared")
+    # _outcome: the compiled result this variant was made from (evaluation only); tracking reads
+    # it instead of the caller-owned fields, so a caller changing a variant cannot change events.
+    __slots__ = ("value", "key", "metadata", "_payload", "_payload_shared", "_outcome")
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class Variant:
         self._payload_shared = False
         self.key = key
         self.metadata = metadata
+        self._outcome: Any = None
 
     @property
     def payload(self) -> Any:

@@ -45,6 +45,7 @@ def make_variant(outcome: Outcome) -> Variant:
     variant = Variant.__new__(Variant)
     variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
     variant.metadata = dict(metadata)
+    variant._outcome = outcome
     return variant
 
 
@@ -121,6 +122,7 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
             variant = new_variant(Variant)
             variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
             variant.metadata = dict(metadata)
+            variant._outcome = outcome
             results[flag.key] = variant
         except Exception:  # noqa: BLE001 - one broken flag or odd user value never breaks the rest
             logger.debug("Evaluating flag %r failed; leaving it out", flag.key, exc_info=True)

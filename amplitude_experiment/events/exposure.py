@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Optional
 from ..variant import Variant
 from ..version import LIBRARY
 from .dedup import SeenCache
-from .insert_id import DAY_MILLIS, exposure_insert_id
+from .insert_id import exposure_insert_id
 from .sender import EventSender
 from .stats import Counter, ReasonCounters
 
@@ -62,10 +62,9 @@ class ExposureTracker:
         dedup_timer: the TTL cache's clock; injectable for tests.
     """
 
-    def __init__(self, sender: EventSender, cache_capacity: int, clock: Callable[[], float] = time.time,
-                 dedup_timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, sender: EventSender, cache_capacity: int, clock: Callable[[], float] = time.time) -> None:
         self.sender = sender
-        self._seen = SeenCache(cache_capacity, timer=dedup_timer)
+        self._seen = SeenCache(cache_capacity, timer=clock)
         self._clock = clock
         self.__init_counters()
 
@@ -90,12 +89,12 @@ class ExposureTracker:
         if not user_id and not device_id:
             self.skipped.add("no_user_or_device_id")
             return False
-        now = int(self._clock() * 1000)
-        if not self._seen.first_time((user_id, device_id, flag_key, variant, now // DAY_MILLIS)):
+        now = self._clock()
+        if not self._seen.first_time((user_id, device_id, flag_key, variant, now // 86_400.0), now):
             self.deduplicated.increment()
             return False
         self.tracked.increment()
-        return self.sender.enqueue(Exposure(user_id, device_id, now, flag_key, variant, experiment_key))
+        return self.sender.enqueue(Exposure(user_id, device_id, int(now * 1000), flag_key, variant, experiment_key))
 
     def reinit_after_fork(self, sender: EventSender) -> None:
         """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""

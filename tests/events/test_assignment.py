@@ -8,6 +8,7 @@ import pytest
 
 from amplitude_experiment import User, Variant
 from amplitude_experiment.events.assignment import AssignmentTracker
+from amplitude_experiment.events.dedup import SeenCache
 from amplitude_experiment.events.exposure import ExposureTracker
 from amplitude_experiment.events.insert_id import assignment_canonical, java_string_hash
 from amplitude_experiment.version import LIBRARY
@@ -118,21 +119,21 @@ def test_one_event_per_user_result_and_day() -> None:
     clock.now += 86_400  # the next day: a new event
     t.track(user, seed_results())
     assert len(t.sender.items) == 3  # type: ignore[attr-defined]
-    assert t.stats() == {"evaluated": 5, "deduplicated": 2, "skipped": {}}
+    assert t.stats() == {"evaluated": 5, "tracked": 3, "deduplicated": 2, "skipped": {}}
     days = [e["insert_id"].split()[-1] for e in t.sender.events()]  # type: ignore[attr-defined]
     assert days == ["20782", "20782", "20783"]
 
 
-def test_dedup_entries_expire_after_a_day_on_the_cache_clock() -> None:
+def test_seen_cache_ttl_capacity_and_clock() -> None:
     ticks = Clock(0.0)
-    t = tracker(dedup_timer=ticks, clock=Clock())
-    user = User(user_id="user-1")
-    t.track(user, seed_results())
-    ticks.now = 86_399.0
-    t.track(user, seed_results())
-    ticks.now = 86_401.0
-    t.track(user, seed_results())
-    assert len(t.sender.items) == 2  # type: ignore[attr-defined]
+    seen = SeenCache(capacity=2, ttl=100.0, timer=ticks)
+    assert seen.first_time("a") and not seen.first_time("a")
+    ticks.now = 99.0
+    assert not seen.first_time("a")
+    ticks.now = 100.5  # expired: seen again as new, and remembered again
+    assert seen.first_time("a") and not seen.first_time("a")
+    assert seen.first_time("b") and seen.first_time("c")  # capacity 2: "a", the oldest, is evicted
+    assert len(seen) == 2 and seen.first_time("a")
 
 
 def test_dedup_cache_is_bounded() -> None:

@@ -72,7 +72,7 @@ def test_burst_of_distinct_users_all_delivered_once(server: AmplitudeStandIn) ->
     client.stop(30)
     assert_exactly_once(server, n)
     stats = client.stats()
-    assert stats["assignment"] == {"evaluated": n, "deduplicated": 0, "skipped": {}}
+    assert stats["assignment"] == {"evaluated": n, "tracked": n, "deduplicated": 0, "skipped": {}}
     assert stats["events"]["sent"] == n and stats["events"]["dropped"] == {}
 
 
