@@ -58,6 +58,9 @@ class FlagFetcher:
         """
         try:
             response = self._session.get(self.url, params={"v": "0"}, headers=self._headers, timeout=self._timeout)
+        except requests.exceptions.InvalidHeader:
+            # requests quotes the header value (the key) in this error: never let it out
+            raise FetchError("the deployment key contains characters not allowed in an HTTP header") from None
         except requests.RequestException as exc:
             raise FetchError(f"flag download from {self.url} failed: {exc.__class__.__name__}: {exc}") from exc
         try:

@@ -21,6 +21,7 @@ from ..events.assignment import AssignmentTracker
 from ..events.config import _TrackingConfig
 from ..events.exposure import ExposureTracker
 from ..events.sender import EventSender
+from ..exceptions import ConfigurationError
 from ..flags import FlagSnapshot, FlagStore
 from ..flags.updater import FlagUpdater
 from ..user import User
@@ -76,7 +77,9 @@ class LocalEvaluationClient:
 
     def __init__(self, api_key: str, config: Optional[LocalEvaluationConfig] = None) -> None:
         if not isinstance(api_key, str) or not api_key:
-            raise ValueError("api_key (the deployment key) must be a non-empty string")
+            raise ConfigurationError("api_key (the deployment key) must be a non-empty string")
+        if not api_key.isprintable() or api_key != api_key.strip():
+            raise ConfigurationError("api_key (the deployment key) contains whitespace or control characters")
         self.api_key = api_key
         self.config = config if config is not None else LocalEvaluationConfig()
         self._logger = self.config.logger or logging.getLogger("amplitude_experiment")

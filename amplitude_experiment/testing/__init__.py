@@ -1,5 +1,25 @@
-"""Test helpers: a loopback stand-in for Amplitude's HTTP APIs."""
+"""Test helpers: a loopback stand-in for Amplitude's HTTP APIs, and flag builders.
 
+>>> from amplitude_experiment.testing import AmplitudeStandIn, experiment, on_flag
+"""
+
+from amplitude_experiment.testing.builders import (
+    FlagBuilder,
+    any_of,
+    cohorts,
+    condition,
+    distributions,
+    experiment,
+    group,
+    group_prop,
+    in_cohort,
+    not_in_cohort,
+    off_flag,
+    on_flag,
+    prop,
+    result,
+    rollout,
+)
 from amplitude_experiment.testing.server import (
     FAULT_ACTIONS,
     ROUTES,
@@ -8,4 +28,25 @@ from amplitude_experiment.testing.server import (
     wait_for,
 )
 
-__all__ = ["AmplitudeStandIn", "RecordedRequest", "ROUTES", "FAULT_ACTIONS", "wait_for"]
+__all__ = [
+    "FAULT_ACTIONS",
+    "ROUTES",
+    "AmplitudeStandIn",
+    "FlagBuilder",
+    "RecordedRequest",
+    "any_of",
+    "cohorts",
+    "condition",
+    "distributions",
+    "experiment",
+    "group",
+    "group_prop",
+    "in_cohort",
+    "not_in_cohort",
+    "off_flag",
+    "on_flag",
+    "prop",
+    "result",
+    "rollout",
+    "wait_for",
+]

@@ -69,3 +69,13 @@ def test_network_error_is_chained(fetcher: FlagFetcher) -> None:
         fetcher.fetch()
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     assert "server-abc" not in str(caught.value)
+
+
+def test_a_key_that_is_not_a_valid_header_never_leaks() -> None:
+    session = requests.Session()
+    fetcher = FlagFetcher(session, "https://flags.example", "server-secret\nX-Evil: 1", timeout=1)
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch()
+    session.close()
+    assert "server-secret" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__

@@ -194,3 +194,10 @@ def test_config_errors_name_the_field(kwargs: Dict[str, Any], message: str) -> N
         LocalEvaluationConfig(**kwargs)
     assert str(caught.value).startswith(message)
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("key", ["", " server-key", "server-key\n", "server\x00key"])
+def test_bad_deployment_keys_are_refused_without_echoing_them(key: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        LocalEvaluationClient(key)
+    assert key.strip() == "" or key.strip() not in str(caught.value)
