@@ -208,7 +208,7 @@ def experiment_flag(
         name: {"key": name, "value": name, "payload": _payload(rng, name)} for name in names
     }
     variants["off"] = dict(OFF_VARIANT)
-    weights = {name: 1 for name in names}
+    weights = dict.fromkeys(names, 1)
     extra = list(extra_conditions or [])
 
     segments: List[Segment] = []
@@ -256,7 +256,7 @@ def mutex_group_flag(rng: random.Random, key: str, slots: int) -> Flag:
     return {
         "key": key,
         "variants": variants,
-        "segments": [_all_other_users("off", bucket(_salt(rng), {name: 1 for name in names}))],
+        "segments": [_all_other_users("off", bucket(_salt(rng), dict.fromkeys(names, 1)))],
         "metadata": _flag_metadata(rng, "mutual-exclusion-group"),
     }
 
