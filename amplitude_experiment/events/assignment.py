@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ..variant import Variant
 from ..version import LIBRARY
 from .dedup import SeenCache
-from .insert_id import assignment_insert_id
+from .insert_id import AssignmentHasher, assignment_insert_id
 from .sender import EventSender
 from .stats import Counter, ReasonCounters
 
@@ -38,19 +38,24 @@ _outcome_of = operator.attrgetter("_outcome")
 class Assignment:
     """What one tracked evaluation needs to become an event (immutable once queued)."""
 
-    __slots__ = ("user_id", "device_id", "time", "flags", "user_fields")
+    __slots__ = ("user_id", "device_id", "time", "flags", "user_fields", "hasher")
 
     def __init__(self, user_id: Optional[str], device_id: Optional[str], time_millis: int,
-                 flags: Tuple[FlagAssignment, ...], user_fields: Optional[Dict[str, Any]]) -> None:
+                 flags: Tuple[FlagAssignment, ...], user_fields: Optional[Dict[str, Any]],
+                 hasher: Optional[AssignmentHasher] = None) -> None:
         self.user_id = user_id
         self.device_id = device_id
         self.time = time_millis
         self.flags = flags
         self.user_fields = user_fields
+        self.hasher = hasher
 
     @property
     def insert_id(self) -> str:
-        return assignment_insert_id(self.user_id, self.device_id, ((f[0], f[1]) for f in self.flags), self.time)
+        pairs = ((f[0], f[1]) for f in self.flags)
+        if self.hasher is not None:
+            return self.hasher.insert_id(self.user_id, self.device_id, pairs, self.time)
+        return assignment_insert_id(self.user_id, self.device_id, pairs, self.time)
 
     def build(self) -> Dict[str, Any]:
         """The event as sent to Amplitude (design.md §5)."""
@@ -135,6 +140,7 @@ class AssignmentTracker:
         self._seen_get = self._seen._expiry.get
         self._send_evaluated_props = send_evaluated_props
         self._clock = clock
+        self._hasher = AssignmentHasher()
         self.__init_counters()
 
     def __init_counters(self) -> None:
@@ -167,7 +173,8 @@ class AssignmentTracker:
             return
         self.tracked.increment()
         fields = evaluated_user_fields(user) if self._send_evaluated_props else None
-        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_assignments(results), fields))
+        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_assignments(results), fields,
+                                       self._hasher))
 
     def reinit_after_fork(self, sender: EventSender) -> None:
         """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""

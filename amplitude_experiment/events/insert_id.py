@@ -8,9 +8,10 @@ sorted key order.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 DAY_MILLIS = 86_400_000
+_MASK = 0xFFFFFFFF
 
 
 def java_string_hash(text: str) -> int:
@@ -50,3 +51,41 @@ def exposure_insert_id(user_id: Optional[str], device_id: Optional[str], flag_ke
     """
     canonical = f"$exposure {_id_part(user_id)} {_id_part(device_id)} {flag_key.strip()} {variant_key} "
     return f"{user_id} {device_id} {java_string_hash(canonical)} {time_millis // DAY_MILLIS}"
+
+
+class AssignmentHasher:
+    """Computes assignment insert_ids fast, for many events over the same flags.
+
+    Java's hash of a concatenation is ``hash(a) * 31**len(b) + hash(b)`` (mod 2**32), so each
+    ``"{flag} {variant} "`` part is hashed once and remembered; an event then costs a short
+    hash of its ids plus one multiply-add per flag, instead of a Python loop over every
+    character of the canonical string (~90 µs for 40 flags).
+
+    Args:
+        capacity: how many distinct (flag, variant) parts are remembered.
+    """
+
+    def __init__(self, capacity: int = 16384) -> None:
+        self._parts: Dict[Tuple[str, str], Tuple[int, int]] = {}
+        self._capacity = capacity
+
+    def _part(self, flag_key: str, variant_key: str) -> Tuple[int, int]:
+        key = (flag_key, variant_key)
+        found = self._parts.get(key)
+        if found is None:
+            text = f"{str(flag_key).strip()} {str(variant_key).strip()} "
+            found = (java_string_hash(text), pow(31, len(text), 1 << 32))
+            if len(self._parts) >= self._capacity:
+                self._parts.clear()
+            self._parts[key] = found
+        return found
+
+    def insert_id(self, user_id: Optional[str], device_id: Optional[str],
+                  flag_variants: Iterable[Tuple[str, Optional[str]]], time_millis: int) -> str:
+        """Same value as :func:`assignment_insert_id`."""
+        h = java_string_hash(f"{_id_part(user_id)} {_id_part(device_id)} ")
+        for flag_key, variant_key in sorted(flag_variants, key=lambda pair: pair[0]):
+            if variant_key is not None:
+                part_hash, part_power = self._part(flag_key, variant_key)
+                h = (h * part_power + part_hash) & _MASK
+        return f"{user_id} {device_id} {h} {time_millis // DAY_MILLIS}"

@@ -39,6 +39,10 @@ EventCallback = Callable[[Dict[str, Any], int, Optional[str]], None]
 
 # Statuses worth retrying: the payload may well succeed later.
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+# Amplitude's HTTP API accepts at most 2000 events and 1 MB per request (20 MB on /batch).
+MAX_EVENTS_PER_REQUEST = 2000
+MAX_PAYLOAD_BYTES = 1_000_000
+MAX_BATCH_PAYLOAD_BYTES = 20_000_000
 _WARN_INTERVAL = 10.0  # seconds between two "queue full" warnings
 
 
@@ -122,6 +126,7 @@ class EventSender:
         self.url = url
         self._api_key = api_key
         self.destination = (url, api_key, min_id_length)
+        self.max_payload_bytes = MAX_BATCH_PAYLOAD_BYTES if url.rstrip("/").endswith("/batch") else MAX_PAYLOAD_BYTES
         self.batch_size = flush_queue_size
         self.flush_interval = flush_interval
         self.max_retries = max_retries
@@ -293,7 +298,11 @@ class EventSender:
         while self._queue and (flush_all or len(self._queue) >= self.batch_size):
             if self._past_deadline():
                 return
-            items = self._take(self.batch_size)
+            # A backlog (a burst, or a sender starved of CPU by busy request threads) goes out in
+            # requests as large as Amplitude accepts, so the queue drains instead of overflowing.
+            backlog = len(self._queue)
+            size = self.batch_size if backlog < 2 * self.batch_size else min(backlog, MAX_EVENTS_PER_REQUEST)
+            items = self._take(max(size, self.batch_size))
             with self._idle:
                 self._in_flight = len(items)
             try:
@@ -326,16 +335,19 @@ class EventSender:
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _post(self, events: List[Dict[str, Any]]) -> _Outcome:
+    def _encode(self, events: List[Dict[str, Any]]) -> bytes:
         payload: Dict[str, Any] = {"api_key": self._api_key, "events": events}
         if self._options is not None:
             payload["options"] = self._options
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+    def _post(self, body: bytes) -> _Outcome:
         timeout = self._timeout
         if self._deadline is not None:  # never outlive stop()'s bound by much
             left = max(0.1, self._deadline - time.monotonic())
             timeout = (min(timeout[0], left), min(timeout[1], left))
         try:
-            response = self._session.post(self.url, data=json.dumps(payload, separators=(",", ":")),
+            response = self._session.post(self.url, data=body,
                                           headers={"Content-Type": "application/json", "Accept": "*/*",
                                                    "User-Agent": LIBRARY},
                                           timeout=timeout)
@@ -353,7 +365,16 @@ class EventSender:
     def _deliver(self, events: List[Dict[str, Any]]) -> None:
         failures = 0
         while events:
-            outcome = self._post(events)
+            body = self._encode(events)
+            if len(body) > self.max_payload_bytes:  # Amplitude would answer 413: split without asking
+                if len(events) == 1:
+                    self._finish(events, 413, "event too large for the ingestion API", reason="too_large")
+                    return
+                half = len(events) // 2
+                self._deliver(events[:half])
+                self._deliver(events[half:])
+                return
+            outcome = self._post(body)
             status = outcome.status
             if status == 200:
                 self._finish(events, 200, "Event sent successfully.", sent=True)

@@ -220,3 +220,20 @@ def test_exposure_insert_id_differs_from_assignment_insert_id(user_id: Any, devi
     ExposureTracker(sender, 10, clock=Clock()).track(user, "f", "on", None)  # type: ignore[arg-type]
     first, second = sender.events()
     assert first["insert_id"] != second["insert_id"]
+
+
+def test_fast_hasher_equals_the_plain_formula() -> None:
+    import random
+
+    from amplitude_experiment.events.insert_id import AssignmentHasher, assignment_insert_id
+
+    rng = random.Random(7)
+    hasher = AssignmentHasher(capacity=8)  # small: the memo is cleared along the way
+    alphabet = "ab -_.ü日😀\ud800"
+    for _ in range(500):
+        pairs = [("".join(rng.choices(alphabet, k=rng.randint(0, 12))),
+                  rng.choice([None, "".join(rng.choices(alphabet, k=rng.randint(0, 6)))]))
+                 for _ in range(rng.randint(0, 15))]
+        ids = [rng.choice([None, "", " u-1 ", "日本"]) for _ in range(2)]
+        assert hasher.insert_id(ids[0], ids[1], pairs, 1_795_592_290_745) == \
+            assignment_insert_id(ids[0], ids[1], pairs, 1_795_592_290_745)

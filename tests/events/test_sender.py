@@ -59,20 +59,50 @@ def ids(server: AmplitudeStandIn) -> List[str]:
     return server.accepted_insert_ids()
 
 
-def test_sends_full_batches_at_flush_queue_size(server: AmplitudeStandIn, session: requests.Session) -> None:
+def test_sends_a_batch_as_soon_as_flush_queue_size_events_wait(server: AmplitudeStandIn,
+                                                                session: requests.Session) -> None:
     sender = make_sender(session, server.url + "/2/httpapi")
     sender.start()
-    for n in range(25):
+    for n in range(10):
         sender.enqueue(Item(n))
-    assert server.wait_for_events(20)
-    assert [len(r.json()["events"]) for r in server.requests("events")] == [10, 10]
+    assert server.wait_for_events(10)  # flush_interval is 60 s: the size alone triggered it
+    for n in range(10, 15):
+        sender.enqueue(Item(n))
+    assert [len(r.json()["events"]) for r in server.requests("events")] == [10]
     body = server.requests("events")[0].json()
     assert body["api_key"] == "analytics-key"
     assert "options" not in body
-    sender.stop(5)
-    assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(25))
-    assert sender.stats() == {"enqueued": 25, "sent": 25, "retried": 0, "duplicates": 0, "dropped": {},
+    sender.stop(5)  # flushes the 5 still waiting
+    assert [len(r.json()["events"]) for r in server.requests("events")] == [10, 5]
+    assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(15))
+    assert sender.stats() == {"enqueued": 15, "sent": 15, "retried": 0, "duplicates": 0, "dropped": {},
                               "queue_depth": 0, "in_flight": 0}
+
+
+def test_a_backlog_goes_out_in_requests_as_large_as_amplitude_accepts(server: AmplitudeStandIn,
+                                                                       session: requests.Session) -> None:
+    sender = make_sender(session, server.url + "/2/httpapi")
+    for n in range(2500):
+        sender.enqueue(Item(n))
+    sender.start()
+    sender.stop(10)
+    assert [len(r.json()["events"]) for r in server.requests("events")] == [2000, 500]
+    assert len(set(ids(server))) == 2500
+
+
+def test_payloads_over_the_byte_limit_are_split_before_sending(server: AmplitudeStandIn,
+                                                               session: requests.Session) -> None:
+    sender = make_sender(session, server.url + "/2/httpapi", flush_queue_size=8)
+    sender.max_payload_bytes = 2_000
+    for n in range(8):
+        sender.enqueue(Item(n, size=400))
+    sender.enqueue(Item(99, size=5_000))
+    sender.start()
+    sender.stop(5)
+    sizes = [len(r.json()["events"]) for r in server.requests("events")]
+    assert sum(sizes) == 8 and max(sizes) <= 4  # never a request over the limit, never a 413
+    assert all(len(r.body) <= 2_000 for r in server.requests("events"))
+    assert sender.stats()["dropped"] == {"too_large": 1}
 
 
 def test_flush_interval_sends_a_partial_batch(server: AmplitudeStandIn, session: requests.Session) -> None:
@@ -141,6 +171,7 @@ def test_400_naming_nothing_drops_the_payload(server: AmplitudeStandIn, session:
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
+    assert wait_for(lambda: len(server.requests("events")) == 1)
     for n in range(10, 20):
         sender.enqueue(Item(n))
     assert server.wait_for_events(10)
@@ -199,9 +230,11 @@ def test_stop_is_bounded_while_the_server_hangs(server: AmplitudeStandIn, sessio
     outcomes: List[Outcome] = []
     sender = make_sender(session, server.url + "/2/httpapi", outcomes, timeout=(30.0, 30.0))
     sender.start()
-    for n in range(25):
+    for n in range(10):
         sender.enqueue(Item(n))
     assert wait_for(lambda: len(server.requests("events")) >= 1)
+    for n in range(10, 25):
+        sender.enqueue(Item(n))
     began = time.monotonic()
     sender.stop(0.5)
     assert time.monotonic() - began < 1.5
