@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_evaluate.py [--reference-python /work/refvenv/bin/python] [--quick] [--json]
+                                        [--burst-users N]
 
 Both packages are imported as ``amplitude_experiment`` and used through the same public
 API, so the measuring code below runs unchanged under either:
@@ -16,21 +17,26 @@ API, so the measuring code below runs unchanged under either:
 
 Flags are served by a tiny ``http.server`` on 127.0.0.1 inside the measuring process and
 each scenario builds a ``LocalEvaluationClient`` pointed at it, calls ``start()``,
-measures and ``stop()``s.
+measures and ``stop()``s. Assignment-tracking scenarios point ``AssignmentConfig`` at a
+local stand-in for Amplitude's HTTP API (``_EventSink``, a fresh one per client) and
+report, besides the timings, what it received by the time ``stop()`` returned.
 
 Adding a scenario: write a function ``def my_scenario(bench: Bench) -> Optional[float]``
 (return ``None`` when the package does not support what is measured), then append a
-``Scenario`` to ``SCENARIOS``. ``Bench.client(deployment, **config)`` accepts any
-``LocalEvaluationConfig`` keyword (e.g. ``assignment_config=...`` for tracking
-scenarios), and ``Bench.sink_url`` is a local endpoint that accepts and counts POSTed
-events (``Bench.posts``), so tracking can be pointed at it instead of the Amplitude API.
+``Scenario`` to ``SCENARIOS``. A scenario that reports more than one number returns a
+``Measured`` (its extra numbers are declared as ``Scenario.rows``).
+``Bench.client(deployment, **config)`` accepts any ``LocalEvaluationConfig`` keyword, and
+``Bench.tracking(deployment, **assignment)`` gives a started client with assignment
+tracking whose events go to a fresh ``_EventSink``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import gc
+import gzip
 import itertools
 import json
 import logging
@@ -42,13 +48,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type, Union
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
 API_KEY = "server-benchmark-key"
+EVENTS_API_KEY = "bench-key"  # the analytics key assignment events are sent with
 POLL_INTERVAL_MS = 3_600_000  # effectively no polling during a measurement
 CHECK_USERS = 200  # users whose realistic-deployment results are compared between the sides
 
@@ -68,11 +75,22 @@ class Settings:
     budget_seconds: float = 4.0  # stop adding rounds (beyond min_rounds) after this long
     load_repeats: int = 5  # best-of-N for the load scenarios
     many_flags: int = 1000  # size of the deployment loaded by the load scenarios
+    distinct_users: int = 50_000  # at most this many new users in the "distinct users" tracking scenarios
+    burst_users: int = 100_000  # distinct users evaluated back to back in the burst scenario
+    stop_timeout_seconds: float = 120.0  # how long a tracking client's stop() may take before we give up
 
 
 FULL = Settings()
 QUICK = Settings(
-    warmup_seconds=0.2, round_seconds=0.03, min_rounds=3, max_rounds=9, budget_seconds=0.5, load_repeats=3
+    warmup_seconds=0.2,
+    round_seconds=0.03,
+    min_rounds=3,
+    max_rounds=9,
+    budget_seconds=0.5,
+    load_repeats=3,
+    distinct_users=20_000,
+    burst_users=20_000,
+    stop_timeout_seconds=20.0,
 )
 
 
@@ -81,25 +99,25 @@ QUICK = Settings(
 # only imports ``amplitude_experiment``'s public API.
 
 
+def _serve(handler: Type[BaseHTTPRequestHandler]) -> Tuple[ThreadingHTTPServer, str]:
+    """Serve ``handler`` on a random 127.0.0.1 port from a daemon thread; (server, base URL)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, name="bench-http", daemon=True).start()
+    return httpd, f"http://127.0.0.1:{port}"
+
+
 class _Server:
-    """Serves one response body to every GET; accepts and counts POSTs (an event sink)."""
+    """Serves one response body (a flags deployment) to every GET."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
-        self.posts = 0
         server_ref = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-                self._reply(server_ref.body)
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                server_ref.posts += 1
-                self._reply(b'{"code": 200}')
-
-            def _reply(self, payload: bytes) -> None:
+                payload = server_ref.body
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -109,15 +127,201 @@ class _Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        host, port = self._httpd.server_address[:2]
-        self.url = f"http://{host}:{port}"
-        threading.Thread(target=self._httpd.serve_forever, name="bench-http", daemon=True).start()
+        self._httpd, self.url = _serve(Handler)
 
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class _EventSink:
+    """A stand-in for Amplitude's HTTP API: accepts ``POST /2/httpapi`` and counts the events.
+
+    Replies ``200 {"code":200}`` to every POST on ``/2/httpapi`` (404 elsewhere). The request
+    handler only queues the raw body, so the sink takes as little as possible from the
+    measured process; :meth:`counts` decodes what arrived when asked. HTTP/1.1 keep-alive,
+    ``TCP_NODELAY`` and one write per response keep a round trip well under a millisecond
+    (a response written as two segments on a kept-alive connection can wait ~40 ms for a
+    delayed ACK).
+    """
+
+    PATH = "/2/httpapi"
+    _OK_BODY = b'{"code":200}'
+    _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(_OK_BODY),
+        _OK_BODY,
+    )
+    _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+    def __init__(self) -> None:
+        self._bodies: Deque[bytes] = collections.deque()  # appended by handler threads, drained by counts()
+        self._lock = threading.Lock()
+        self._posts = 0
+        self._events = 0
+        self._insert_ids: Set[Any] = set()
+        self._without_insert_id = 0
+        self._undecodable = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                body = self._read_body()
+                if self.path.split("?", 1)[0] != sink.PATH:
+                    self.wfile.write(sink._NOT_FOUND)
+                    return
+                if (self.headers.get("Content-Encoding") or "").lower() == "gzip":
+                    body = gzip.decompress(body)
+                sink._bodies.append(body)  # before replying: a client that saw the reply is counted
+                self.wfile.write(sink._OK)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    chunks: List[bytes] = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";", 1)[0], 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._httpd, base_url = _serve(Handler)
+        self.url = base_url + self.PATH
+
+    @property
+    def posts_received(self) -> int:
+        """POSTs accepted so far (cheap: nothing is decoded)."""
+        return self._posts + len(self._bodies)
+
+    def wait_quiet(self, quiet_seconds: float = 0.3, timeout: float = 15.0) -> None:
+        """Wait until no POST has arrived for ``quiet_seconds`` (at most ``timeout`` s).
+
+        Lets a client's sending thread work off a backlog before timing starts.
+        """
+        deadline = time.monotonic() + timeout
+        last_count, last_change = self.posts_received, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_change < quiet_seconds:
+            time.sleep(0.02)
+            if self.posts_received != last_count:
+                last_count, last_change = self.posts_received, time.monotonic()
+
+    def counts(self) -> Dict[str, int]:
+        """What arrived so far: POSTs, events, distinct ``insert_id`` values, and oddities."""
+        with self._lock:
+            while self._bodies:
+                self._count(self._bodies.popleft())
+            return {
+                "posts": self._posts,
+                "events": self._events,
+                "distinct_insert_ids": len(self._insert_ids),
+                "events_without_insert_id": self._without_insert_id,
+                "undecodable_posts": self._undecodable,
+            }
+
+    def _count(self, body: bytes) -> None:
+        self._posts += 1
+        try:
+            events = json.loads(body)["events"]
+            if not isinstance(events, list):
+                raise TypeError("events is not a list")
+        except (ValueError, KeyError, TypeError):
+            self._undecodable += 1
+            return
+        self._events += len(events)
+        for event in events:
+            insert_id = event.get("insert_id") if isinstance(event, dict) else None
+            if insert_id is None:
+                self._without_insert_id += 1
+            else:
+                self._insert_ids.add(insert_id if isinstance(insert_id, str) else json.dumps(insert_id))
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class TrackingRun:
+    """A started client with assignment tracking whose events go to a fresh :class:`_EventSink`.
+
+    ``assignment`` are extra ``AssignmentConfig`` keywords; without them only ``api_key`` and
+    ``server_url`` are set (the package's defaults for batching, intervals and caches).
+    """
+
+    def __init__(self, bench: "Bench", deployment: str, **assignment: Any) -> None:
+        from amplitude_experiment import AssignmentConfig
+
+        self.sink = bench.new_sink()
+        config = AssignmentConfig(api_key=EVENTS_API_KEY, server_url=self.sink.url, **assignment)
+        self.client = bench.new_client(deployment, assignment_config=config)
+        self.stop_timeout = bench.settings.stop_timeout_seconds
+        self.stop_seconds: Optional[float] = None  # None: not stopped, or stop() did not return in time
+        self.stop_error: Optional[str] = None
+        self._stop_called = False
+        self._at_stop: Optional[Dict[str, int]] = None  # sink counts when stop() returned (or timed out)
+        self.client.start()
+
+    def stop(self) -> Optional[float]:
+        """``client.stop()``, waiting at most ``stop_timeout``: the seconds it took, or None if it did not return.
+
+        A ``stop()`` that does not return in time is left running in a daemon thread.
+        """
+        if self._stop_called:
+            return self.stop_seconds
+        self._stop_called = True
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.client.stop()
+            except Exception as exc:  # reported, not raised: the delivery report is still useful
+                self.stop_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                done.set()
+
+        t0 = time.perf_counter()
+        threading.Thread(target=run, name="bench-stop", daemon=True).start()
+        if done.wait(self.stop_timeout):
+            self.stop_seconds = time.perf_counter() - t0
+        self._at_stop = self.sink.counts()
+        return self.stop_seconds
+
+    def report(self, expected_events: int) -> Dict[str, Any]:
+        """What the sink had received when stop() returned, how stop() went, and the client's stats().
+
+        ``expected_events``: one assignment event per distinct user evaluated (a user's results
+        do not change during a run, so every further evaluation is a dedup hit). When fewer
+        had arrived, waits until the sink has been quiet for a second (at most 10 s) and adds
+        what arrived after stop() returned (``events_after_stop``, ``distinct_insert_ids_eventually``).
+        """
+        self.stop()
+        assert self._at_stop is not None
+        report: Dict[str, Any] = {"expected_events": expected_events, **self._at_stop}
+        if self._at_stop["distinct_insert_ids"] < expected_events:
+            self.sink.wait_quiet(quiet_seconds=1.0, timeout=10.0)
+            eventually = self.sink.counts()
+            report["events_after_stop"] = eventually["events"] - self._at_stop["events"]
+            report["distinct_insert_ids_eventually"] = eventually["distinct_insert_ids"]
+        report["stop_seconds"] = self.stop_seconds
+        report["stop_returned"] = self.stop_seconds is not None
+        if self.stop_seconds is None:
+            report["stop_timeout_seconds"] = self.stop_timeout
+        if self.stop_error is not None:
+            report["stop_error"] = self.stop_error
+        stats = getattr(self.client, "stats", None)  # ours only
+        if callable(stats):
+            try:
+                report["stats"] = stats()
+            except Exception as exc:
+                report["stats_error"] = f"{type(exc).__name__}: {exc}"
+        return report
 
 
 class Bench:
@@ -129,9 +333,11 @@ class Bench:
         self.settings = Settings(**workload["settings"])
         self.deployments: Dict[str, List[Dict[str, Any]]] = workload["deployments"]
         self.bodies = {name: json.dumps(flags).encode() for name, flags in self.deployments.items()}
-        self.users = [User(**kwargs) for kwargs in workload["users"]]
+        self._user_kwargs: List[Dict[str, Any]] = workload["users"]
+        self.users = [User(**kwargs) for kwargs in self._user_kwargs]
         self._servers: Dict[str, _Server] = {}
-        self._sink: Optional[_Server] = None
+        self._sinks: List[_EventSink] = []
+        self._distinct_users: List[Any] = []
 
     def server_url(self, deployment: str) -> str:
         """URL of a local flags server for one of the workload's deployments."""
@@ -139,16 +345,30 @@ class Bench:
             self._servers[deployment] = _Server(self.bodies[deployment])
         return self._servers[deployment].url
 
-    @property
-    def sink_url(self) -> str:
-        """URL that accepts (and counts) POSTed events."""
-        if self._sink is None:
-            self._sink = _Server(b"")
-        return self._sink.url
+    def new_sink(self) -> _EventSink:
+        """A fresh local event endpoint (``sink.url`` is the full ingestion URL); closed by :meth:`close`."""
+        sink = _EventSink()
+        self._sinks.append(sink)
+        return sink
 
-    @property
-    def posts(self) -> int:
-        return 0 if self._sink is None else self._sink.posts
+    def distinct_users(self, n: int) -> List[Any]:
+        """``n`` users that all differ from each other (and from ``self.users``) in user_id and device_id.
+
+        The workload's users with a numbered suffix on their ids (anonymous ones stay anonymous).
+        Built on first use and frozen out of the garbage collector's reach, like the workload.
+        """
+        if len(self._distinct_users) < n:
+            from amplitude_experiment import User
+
+            for index in range(len(self._distinct_users), n):
+                kwargs = dict(self._user_kwargs[index % len(self._user_kwargs)])
+                if kwargs.get("user_id") is not None:
+                    kwargs["user_id"] = f"{kwargs['user_id']}-n{index}"
+                kwargs["device_id"] = f"{kwargs['device_id']}-n{index}"
+                self._distinct_users.append(User(**kwargs))
+            gc.collect()
+            gc.freeze()
+        return self._distinct_users[:n]
 
     def new_client(self, deployment: str, **config: Any) -> Any:
         """A client for ``deployment``, not started."""
@@ -169,39 +389,103 @@ class Bench:
         finally:
             client.stop()
 
+    @contextlib.contextmanager
+    def tracking(self, deployment: str, **assignment: Any) -> Iterator[TrackingRun]:
+        """A started client for ``deployment`` with assignment tracking; stopped (bounded) on exit."""
+        run = TrackingRun(self, deployment, **assignment)
+        try:
+            yield run
+        finally:
+            run.stop()
+
     def close(self) -> None:
         for server in self._servers.values():
             server.close()
-        if self._sink is not None:
-            self._sink.close()
+        for sink in self._sinks:
+            sink.close()
 
 
 def time_per_call(func: Callable[[Any], Any], args: Sequence[Any], settings: Settings) -> float:
     """Median over timed rounds of the seconds per ``func(arg)``, cycling through ``args``."""
-    # Warm-up: at most one pass over the arguments, at most ``warmup_seconds``.
-    start = time.perf_counter()
-    calls = 0
-    for arg in args:
-        func(arg)
-        calls += 1
-        if calls % 64 == 0 and time.perf_counter() - start > settings.warmup_seconds:
-            break
-    per_call = (time.perf_counter() - start) / calls
-    calls_per_round = max(len(args) // 10, int(settings.round_seconds / per_call) + 1)
+    return time_per_call_each([func], args, settings)[0]
 
-    cycle = itertools.cycle(args)  # rounds continue where the previous one stopped
+
+def time_per_call_each(
+    funcs: Sequence[Callable[[Any], Any]], args: Sequence[Any], settings: Settings
+) -> List[float]:
+    """:func:`time_per_call` for each of ``funcs``, their timed rounds interleaved.
+
+    Interleaving keeps a difference between two functions (e.g. with and without tracking)
+    from absorbing a drift in the machine's load.
+    """
+    calls_per_round = []
+    for func in funcs:
+        # Warm-up: at most one pass over the arguments, at most ``warmup_seconds``.
+        start = time.perf_counter()
+        calls = 0
+        for arg in args:
+            func(arg)
+            calls += 1
+            if calls % 64 == 0 and time.perf_counter() - start > settings.warmup_seconds:
+                break
+        per_call = (time.perf_counter() - start) / calls
+        calls_per_round.append(max(len(args) // 10, int(settings.round_seconds / per_call) + 1))
+
+    cycles = [itertools.cycle(args) for _ in funcs]  # rounds continue where the previous one stopped
+    rounds: List[List[float]] = [[] for _ in funcs]
+    began = time.perf_counter()
+    while len(rounds[0]) < settings.max_rounds and (
+        len(rounds[0]) < settings.min_rounds or time.perf_counter() - began < settings.budget_seconds
+    ):
+        for func, cycle, calls, timings in zip(funcs, cycles, calls_per_round, rounds):
+            batch = list(itertools.islice(cycle, calls))
+            gc.collect()
+            t0 = time.perf_counter()
+            for arg in batch:
+                func(arg)
+            timings.append((time.perf_counter() - t0) / calls)
+    return [statistics.median(timings) for timings in rounds]
+
+
+def time_per_call_distinct(
+    func: Callable[[Any], Any], args: Sequence[Any], settings: Settings
+) -> Tuple[float, int]:
+    """Like :func:`time_per_call`, but every argument is used at most once (e.g. a new user per call).
+
+    Warm-up uses up to a tenth of ``args``; the rest is split into at least ``min_rounds``
+    timed rounds, and measuring stops early when ``args`` run out. Returns the median
+    seconds per call and how many arguments were used (warm-up included).
+    """
+    # Warm-up: at least 64 calls, then until ``warmup_seconds`` or a tenth of the arguments.
+    warmup_max = max(64, len(args) // 10)
+    start = time.perf_counter()
+    used = 0
+    for arg in args[:warmup_max]:
+        func(arg)
+        used += 1
+        if used >= 64 and used % 64 == 0 and time.perf_counter() - start > settings.warmup_seconds:
+            break
+    per_call = (time.perf_counter() - start) / used
+    calls_per_round = int(settings.round_seconds / per_call) + 1
+    calls_per_round = max(16, min(calls_per_round, (len(args) - used) // settings.min_rounds))
+
     rounds: List[float] = []
     began = time.perf_counter()
-    while len(rounds) < settings.max_rounds and (
-        len(rounds) < settings.min_rounds or time.perf_counter() - began < settings.budget_seconds
+    while (
+        used + calls_per_round <= len(args)
+        and len(rounds) < settings.max_rounds
+        and (len(rounds) < settings.min_rounds or time.perf_counter() - began < settings.budget_seconds)
     ):
-        batch = list(itertools.islice(cycle, calls_per_round))
+        batch = args[used : used + calls_per_round]
+        used += calls_per_round
         gc.collect()
         t0 = time.perf_counter()
         for arg in batch:
             func(arg)
         rounds.append((time.perf_counter() - t0) / calls_per_round)
-    return statistics.median(rounds)
+    if not rounds:
+        raise ValueError(f"{len(args)} arguments are too few for {settings.min_rounds} rounds")
+    return statistics.median(rounds), used
 
 
 def _best_of(repeats: int, func: Callable[[], float]) -> float:
@@ -218,6 +502,17 @@ def _compile_flags() -> Optional[Callable[[Any], Any]]:
 
 
 # ---------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Measured:
+    """What a scenario returns when it reports more than its own number."""
+
+    value: Optional[float]  # the scenario's row
+    extra: Dict[str, Optional[float]] = field(default_factory=dict)  # its ``Scenario.rows``, by key
+    #: Anything else worth keeping (JSON-able). ``details["delivery"]`` maps a label to a
+    #: :meth:`TrackingRun.report`; those are printed under the table.
+    details: Dict[str, Any] = field(default_factory=dict)
 
 
 def evaluate_realistic_us(bench: Bench) -> float:
@@ -287,6 +582,96 @@ def load_start_ms(bench: Bench) -> float:
     return (many - empty) * 1e3
 
 
+def tracking_dedup_hit(bench: Bench) -> Measured:
+    """µs per ``evaluate_v2`` of one user over and over, single rollout flag, with tracking.
+
+    Every call after the first is a dedup hit. Extra row: the same minus a client without
+    tracking (timed in interleaved rounds).
+    """
+    same_user = [bench.users[0]] * bench.settings.users
+    with bench.client("single_rollout") as plain, bench.tracking("single_rollout") as run:
+        untracked, tracked = time_per_call_each(
+            [plain.evaluate_v2, run.client.evaluate_v2], same_user, bench.settings
+        )
+    return Measured(
+        tracked * 1e6,
+        extra={"tracking_dedup_overhead": (tracked - untracked) * 1e6},
+        details={"untracked_us": untracked * 1e6, "delivery": {"4. dedup hit": run.report(1)}},
+    )
+
+
+def tracking_distinct_users(bench: Bench) -> Measured:
+    """µs per ``evaluate_v2`` of a new user each call, single rollout flag, with tracking.
+
+    Every call queues an event; the client's sending thread runs in the same process.
+    """
+    users = bench.distinct_users(bench.settings.distinct_users)
+    with bench.tracking("single_rollout") as run:
+        seconds, used = time_per_call_distinct(run.client.evaluate_v2, users, bench.settings)
+    return Measured(seconds * 1e6, details={"delivery": {"5. distinct users": run.report(used)}})
+
+
+def tracking_realistic(bench: Bench) -> Measured:
+    """µs per ``evaluate_v2``, realistic 40 flags with tracking, cycling through the 1,000 users.
+
+    One untimed pass first (one event per user) and a pause until those events are sent, so
+    the timed calls are dedup hits. Extra row: a new user every call (one event per call),
+    with a fresh client.
+    """
+    with bench.tracking("realistic") as cycled:
+        for user in bench.users:
+            cycled.client.evaluate_v2(user)
+        cycled.sink.wait_quiet()
+        seconds = time_per_call(cycled.client.evaluate_v2, bench.users, bench.settings)
+    users = bench.distinct_users(bench.settings.distinct_users)
+    with bench.tracking("realistic") as distinct:
+        distinct_seconds, used = time_per_call_distinct(distinct.client.evaluate_v2, users, bench.settings)
+    return Measured(
+        seconds * 1e6,
+        extra={"tracking_realistic_distinct": distinct_seconds * 1e6},
+        details={
+            "delivery": {
+                "6. realistic, users cycled": cycled.report(len(bench.users)),
+                "6b. realistic, distinct users": distinct.report(used),
+            }
+        },
+    )
+
+
+def tracking_burst(bench: Bench) -> Measured:
+    """Seconds to evaluate ``burst_users`` distinct users back to back with default tracking settings.
+
+    Single rollout flag; ``AssignmentConfig`` gets only ``api_key`` and ``server_url``. Extra
+    rows: the time including ``stop()`` (None if it did not return within
+    ``stop_timeout_seconds``), events and distinct insert_ids the sink received by then,
+    and how many events were lost or received twice.
+    """
+    n = bench.settings.burst_users
+    users = bench.distinct_users(n)
+    with bench.tracking("single_rollout") as run:
+        evaluate = run.client.evaluate_v2
+        gc.collect()
+        t0 = time.perf_counter()
+        for user in users:
+            evaluate(user)
+        loop_seconds = time.perf_counter() - t0
+        posts_during_loop = run.sink.posts_received
+        stop_seconds = run.stop()
+    report = run.report(n)
+    report["posts_during_loop"] = posts_during_loop
+    received, distinct = report["events"], report["distinct_insert_ids"]
+    return Measured(
+        loop_seconds,
+        extra={
+            "tracking_burst_total": None if stop_seconds is None else loop_seconds + stop_seconds,
+            "tracking_burst_events": received,
+            "tracking_burst_distinct": distinct,
+            "tracking_burst_lost_or_duplicated": max(0, n - distinct) + (received - distinct),
+        },
+        details={"users": n, "delivery": {"7. burst": report}},
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     text: str
@@ -294,14 +679,30 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Row:
+    """A table row: a scenario's own number, or one more it reports (``Measured.extra[key]``)."""
+
+    key: str
+    title: str  # may use ``{burst}`` (e.g. "100k", from the settings)
+    unit: str
+    target: Optional[Target] = None
+    compare: bool = True  # show reference / ours (off for counts, where it means nothing)
+
+
+@dataclass(frozen=True)
 class Scenario:
     key: str
     title: str
     unit: str
-    run: Callable[[Bench], Optional[float]]
+    run: Callable[[Bench], Union[None, float, Measured]]
     target: Optional[Target] = None
     #: Reference value to show when the reference cannot run this scenario (``run`` gave None).
     reference_fallback: Optional[str] = None
+    #: Further numbers the scenario reports (``run`` returns a ``Measured``).
+    rows: Tuple[Row, ...] = ()
+
+    def all_rows(self) -> List[Row]:
+        return [Row(self.key, self.title, self.unit, self.target), *self.rows]
 
 
 SCENARIOS: List[Scenario] = [
@@ -335,6 +736,53 @@ SCENARIOS: List[Scenario] = [
         reference_fallback="load_start",
     ),
     Scenario("load_start", "3c. ... start() - empty start()", "ms", load_start_ms),
+    Scenario(
+        "tracking_dedup_hit",
+        "4. tracking dedup hit (same user), single flag",
+        "us/call",
+        tracking_dedup_hit,
+        rows=(
+            Row(
+                "tracking_dedup_overhead",
+                "4b. ... tracking overhead (minus no tracking)",
+                "us/call",
+                Target("<= 1.5 us", lambda ours, ref: ours <= 1.5),
+            ),
+        ),
+    ),
+    Scenario(
+        "tracking_distinct_users",
+        "5. tracking distinct users, one flag",
+        "us/call",
+        tracking_distinct_users,
+        Target("<= 8 us", lambda ours, ref: ours <= 8),
+    ),
+    Scenario(
+        "tracking_realistic",
+        "6. realistic 40 flags with tracking (1,000 users)",
+        "us/call",
+        tracking_realistic,
+        Target(">= 15x", lambda ours, ref: None if ref is None else ref / ours >= 15),
+        rows=(Row("tracking_realistic_distinct", "6b. ... a new user every call", "us/call"),),
+    ),
+    Scenario(
+        "tracking_burst",
+        "7. burst {burst}: evaluate loop",
+        "s",
+        tracking_burst,
+        rows=(
+            Row("tracking_burst_total", "7b. ... total incl. stop()", "s"),
+            Row("tracking_burst_events", "7c. ... events received", "events", compare=False),
+            Row("tracking_burst_distinct", "7d. ... distinct insert_ids received", "events", compare=False),
+            Row(
+                "tracking_burst_lost_or_duplicated",
+                "7e. ... lost + received twice",
+                "events",
+                Target("= 0", lambda ours, ref: ours == 0),
+                compare=False,
+            ),
+        ),
+    ),
 ]
 
 
@@ -386,15 +834,49 @@ def result_check(bench: Bench) -> List[List[List[str]]]:
         ]
 
 
+def run_scenario(scenario: Scenario, bench: Bench, out: Dict[str, Any]) -> None:
+    """Run one scenario and file its numbers (and details) in ``out``; never raises."""
+    results = out["results"]
+    try:
+        value = scenario.run(bench)
+    except Exception as exc:
+        for row in scenario.all_rows():
+            results[row.key] = None
+        out["errors"][scenario.key] = f"{type(exc).__name__}: {exc}"
+        return
+    if not isinstance(value, Measured):
+        value = Measured(value)
+    results[scenario.key] = value.value
+    for row in scenario.rows:
+        results[row.key] = value.extra.get(row.key)
+    if value.details:
+        out["details"][scenario.key] = value.details
+
+
 def measure(workload: Dict[str, Any]) -> Dict[str, Any]:
     """Run every scenario in this interpreter; never raises for a failing scenario."""
     logging.disable(logging.CRITICAL)
-    out: Dict[str, Any] = {"environment": environment_info(), "results": {}, "errors": {}}
+    out: Dict[str, Any] = {
+        "environment": environment_info(),
+        "results": {},
+        "errors": {},
+        "details": {},
+        "thread_errors": [],
+    }
+
+    def record_thread_error(args: "threading.ExceptHookArgs") -> None:
+        # Exceptions escaping the package's background threads (senders, pollers) are findings too.
+        name = args.thread.name if args.thread is not None else "?"
+        out["thread_errors"].append(f"{name}: {args.exc_type.__name__}: {args.exc_value}")
+
+    previous_hook = threading.excepthook
+    threading.excepthook = record_thread_error
     try:
         out["package"] = package_info()
         bench = Bench(workload)
     except Exception as exc:  # e.g. the package does not import yet
         out["fatal"] = f"{type(exc).__name__}: {exc}"
+        threading.excepthook = previous_hook
         return out
     # The harness's own objects (workload, users, bodies) are moved out of the collector's
     # reach, so GC cost during measurements comes from the package under test only. GC stays on.
@@ -402,11 +884,7 @@ def measure(workload: Dict[str, Any]) -> Dict[str, Any]:
     gc.freeze()
     try:
         for scenario in SCENARIOS:
-            try:
-                out["results"][scenario.key] = scenario.run(bench)
-            except Exception as exc:
-                out["results"][scenario.key] = None
-                out["errors"][scenario.key] = f"{type(exc).__name__}: {exc}"
+            run_scenario(scenario, bench, out)
         try:
             out["check"] = result_check(bench)
         except Exception as exc:
@@ -414,12 +892,20 @@ def measure(workload: Dict[str, Any]) -> Dict[str, Any]:
     finally:
         bench.close()
         gc.unfreeze()
+        threading.excepthook = previous_hook
     return out
 
 
 def worker_main() -> None:
     workload = json.load(sys.stdin)
-    json.dump(measure(workload), sys.stdout)
+    result_stream = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):  # whatever the package prints must not corrupt the JSON
+        result = measure(workload)
+    json.dump(result, result_stream)
+    result_stream.flush()
+    sys.stderr.flush()
+    # Do not wait for threads the package left behind (e.g. a stop() that did not return in time).
+    os._exit(0)
 
 
 # ============================================================================ driver
@@ -455,7 +941,7 @@ def measure_in_subprocess(python: str, workload: Dict[str, Any]) -> Dict[str, An
                 text=True,
                 cwd=cwd,
                 env=env,
-                timeout=900,
+                timeout=1800,  # generous: every tracking stop() may take up to stop_timeout_seconds
             )
         except (OSError, subprocess.SubprocessError) as exc:
             return {"fatal": f"could not run {python}: {type(exc).__name__}: {exc}"}
@@ -484,44 +970,52 @@ def compare_checks(ours: Dict[str, Any], reference: Dict[str, Any]) -> Optional[
     )
 
 
-def summarize(ours: Dict[str, Any], reference: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def summarize(
+    ours: Dict[str, Any], reference: Optional[Dict[str, Any]], settings: Settings
+) -> List[Dict[str, Any]]:
+    names = {"burst": f"{settings.burst_users // 1000}k" if settings.burst_users % 1000 == 0 else settings.burst_users}
     rows = []
     for scenario in SCENARIOS:
-        ours_value = ours.get("results", {}).get(scenario.key)
-        ref_value = None
-        ref_note = None
-        if reference is not None:
-            results = reference.get("results", {})
-            ref_value = results.get(scenario.key)
-            fallback = scenario.reference_fallback
-            if ref_value is None and fallback and results.get(fallback) is not None:
-                if scenario.key not in reference.get("errors", {}):  # not applicable, rather than broken
-                    ref_value = results[fallback]
-                    ref_note = f"reference approximated by {fallback}"
-        ratio = ref_value / ours_value if ours_value and ref_value is not None else None
-        met = None
-        if scenario.target is not None and ours_value is not None:
-            met = scenario.target.met(ours_value, ref_value)
-        rows.append(
-            {
-                "key": scenario.key,
-                "title": scenario.title,
-                "unit": scenario.unit,
-                "ours": ours_value,
-                "reference": ref_value,
-                "reference_note": ref_note,
-                "ratio": ratio,
-                "target": scenario.target.text if scenario.target else None,
-                "target_met": met,
-            }
-        )
+        for row in scenario.all_rows():
+            ours_value = ours.get("results", {}).get(row.key)
+            ref_value = None
+            ref_note = None
+            if reference is not None:
+                results = reference.get("results", {})
+                ref_value = results.get(row.key)
+                fallback = scenario.reference_fallback if row.key == scenario.key else None
+                if ref_value is None and fallback and results.get(fallback) is not None:
+                    if scenario.key not in reference.get("errors", {}):  # not applicable, rather than broken
+                        ref_value = results[fallback]
+                        ref_note = f"reference approximated by {fallback}"
+            ratio = None
+            if row.compare and ours_value and ours_value > 0 and ref_value is not None:
+                ratio = ref_value / ours_value
+            met = None
+            if row.target is not None and ours_value is not None:
+                met = row.target.met(ours_value, ref_value)
+            rows.append(
+                {
+                    "key": row.key,
+                    "title": row.title.format_map(names),
+                    "unit": row.unit,
+                    "ours": ours_value,
+                    "reference": ref_value,
+                    "reference_note": ref_note,
+                    "ratio": ratio,
+                    "target": row.target.text if row.target else None,
+                    "target_met": met,
+                }
+            )
     return rows
 
 
-def _fmt(value: Optional[float]) -> str:
+def _fmt(value: Optional[float], unit: str = "") -> str:
     if value is None:
         return "n/a"
-    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+    if unit == "events":
+        return f"{int(value):,}"
+    return f"{value:#.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def _describe(label: str, side: Dict[str, Any]) -> List[str]:
@@ -542,7 +1036,97 @@ def _describe(label: str, side: Dict[str, Any]) -> List[str]:
         lines.append(f"  FAILED: {side['fatal']}")
     for key, error in side.get("errors", {}).items():
         lines.append(f"  error in {key}: {error}")
+    for error in side.get("thread_errors", []):
+        lines.append(f"  exception in a background thread: {error}")
     return lines
+
+
+def deliveries(side: Optional[Dict[str, Any]]) -> List[Tuple[str, Dict[str, Any]]]:
+    """The tracking delivery reports of one side, in scenario order: (label, report)."""
+    if side is None:
+        return []
+    details = side.get("details", {})
+    return [
+        (label, report)
+        for scenario in SCENARIOS
+        for label, report in details.get(scenario.key, {}).get("delivery", {}).items()
+    ]
+
+
+def delivery_problems(report: Dict[str, Any]) -> List[str]:
+    """What looks wrong in one delivery report: lost or duplicated events, a slow or failing stop()."""
+    problems = []
+    expected, received, distinct = report["expected_events"], report["events"], report["distinct_insert_ids"]
+    if not report["stop_returned"]:
+        problems.append(f"stop() did not return within {report['stop_timeout_seconds']:g} s")
+    if "stop_error" in report:
+        problems.append(f"stop() raised {report['stop_error']}")
+    if distinct < expected:
+        missing = f"{expected - distinct:,} of {expected:,} expected events had not arrived when stop() returned"
+        if "distinct_insert_ids_eventually" in report:
+            late = report["distinct_insert_ids_eventually"] - distinct
+            missing += f"; {late:,} arrived later, {expected - distinct - late:,} never (waited until quiet for 1 s)"
+        problems.append(missing)
+    if distinct > expected:
+        problems.append(f"{distinct - expected:,} more distinct insert_ids than expected")
+    if received > distinct:
+        problems.append(f"{received - distinct:,} events arrived more than once (or without insert_id)")
+    if report["undecodable_posts"]:
+        problems.append(f"{report['undecodable_posts']} POST bodies were not {{api_key, events}} JSON")
+    dropped = report.get("stats", {}).get("events", {}).get("dropped")
+    if dropped:
+        problems.append(f"stats() counts dropped events: {dropped}")
+    return problems
+
+
+def _print_deliveries(ours: Dict[str, Any], reference: Optional[Dict[str, Any]]) -> None:
+    by_side = {"ours": dict(deliveries(ours)), "reference": dict(deliveries(reference))}
+    labels = list(dict.fromkeys([*by_side["ours"], *by_side["reference"]]))  # scenario order, ours first
+    lines = [(label, name, by_side[name][label]) for label in labels for name in by_side if label in by_side[name]]
+    if not lines:
+        return
+    headers = ["tracking run", "side", "expected", "received", "distinct ids", "POSTs", "stop()", "after stop()"]
+    table = []
+    for label, name, report in lines:
+        stop = report["stop_seconds"]
+        table.append(
+            [
+                label,
+                name,
+                f"{report['expected_events']:,}",
+                f"{report['events']:,}",
+                f"{report['distinct_insert_ids']:,}",
+                f"{report['posts']:,}",
+                f"{stop:.3f} s" if stop is not None else f"> {report['stop_timeout_seconds']:g} s",
+                f"{report['events_after_stop']:,}" if "events_after_stop" in report else "",
+            ]
+        )
+    print(
+        "Events the local endpoint received by the time stop() returned (expected: one per distinct user;"
+        " 'after stop()': events that arrived later, counted only when some were missing):"
+    )
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *table)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for cells in table:
+        text = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
+        print("  ".join(text).rstrip())
+    for label, name, report in lines:
+        if "posts_during_loop" in report:
+            print(f"{label}, {name}: {report['posts_during_loop']:,} of the POSTs arrived during the evaluate loop")
+    for label, report in deliveries(ours):
+        if label.startswith("7.") and "stats" in report:
+            print(f"ours stats() after the burst: {json.dumps(report['stats'], sort_keys=True)}")
+    print()
+
+
+def tracking_notes(ours: Dict[str, Any], reference: Optional[Dict[str, Any]]) -> List[str]:
+    notes = []
+    for name, side in (("ours", ours), ("reference", reference)):
+        for label, report in deliveries(side):
+            for problem in delivery_problems(report):
+                notes.append(f"{name}, {label}: {problem}")
+    return notes
 
 
 def print_report(
@@ -563,9 +1147,9 @@ def print_report(
             [
                 row["title"],
                 row["unit"],
-                _fmt(row["ours"]),
-                _fmt(row["reference"]) + ("*" if row["reference_note"] else ""),
-                f"{row['ratio']:.1f}x" if row["ratio"] is not None else "n/a",
+                _fmt(row["ours"], row["unit"]),
+                _fmt(row["reference"], row["unit"]) + ("*" if row["reference_note"] else ""),
+                f"{row['ratio']:.1f}x" if row["ratio"] is not None else "",
                 target,
             ]
         )
@@ -582,6 +1166,8 @@ def print_report(
             "the 1,000-flag body minus start() with an empty deployment (so it also includes the HTTP "
             "download of ~1.5 MB and json decoding)."
         )
+        print()
+    _print_deliveries(ours, reference)
     for note in notes:
         print(f"note: {note}")
 
@@ -593,8 +1179,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         metavar="PYTHON",
         help="interpreter with the official amplitude-experiment installed (e.g. /work/refvenv/bin/python)",
     )
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds (well under 30 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer, shorter rounds and smaller bursts (under a minute)"
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable results, not a table")
+    parser.add_argument(
+        "--burst-users",
+        type=int,
+        metavar="N",
+        help="distinct users in the burst scenario (default: 100,000; 20,000 with --quick)",
+    )
     # Development aids: measure "ours" under another interpreter (its installed amplitude_experiment,
     # not the repository), and the entry point of the measuring subprocess.
     parser.add_argument("--ours-python", help=argparse.SUPPRESS)
@@ -608,6 +1202,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         worker_main()
         return 0
     settings = QUICK if args.quick else FULL
+    if args.burst_users:
+        settings = replace(settings, burst_users=args.burst_users)
     workload = build_workload(settings)
     ours = measure_in_subprocess(args.ours_python, workload) if args.ours_python else measure_here(workload)
     reference = measure_in_subprocess(args.reference_python, workload) if args.reference_python else None
@@ -619,7 +1215,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             notes.append(mismatch)
         if ours.get("package") and ours["package"] == reference.get("package"):
             notes.append("both sides imported the same amplitude_experiment package")
-    rows = summarize(ours, reference)
+    notes += tracking_notes(ours, reference)
+    rows = summarize(ours, reference, settings)
     if args.json:
         json.dump(
             {
