@@ -355,10 +355,10 @@ class EventSender:
             return _Outcome(0, error=f"{exc.__class__.__name__}: {exc}")
         try:
             try:
-                body = response.json()
+                answer = response.json()
             except ValueError:
-                body = None
-            return _Outcome(response.status_code, body, retry_after=_retry_after(response))
+                answer = None
+            return _Outcome(response.status_code, answer, retry_after=_retry_after(response))
         finally:
             response.close()
 
