@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import operator
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from json.encoder import encode_basestring
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..variant import Variant
 from ..version import LIBRARY
 from .dedup import SeenCache
 from .insert_id import AssignmentHasher, assignment_insert_id
-from .sender import EventSender
+from .sender import EventSender, encode_event
 from .stats import Counter, ReasonCounters
 
 ASSIGNMENT_EVENT_TYPE = "[Experiment] Assignment"
@@ -30,51 +31,146 @@ _EVENT_USER_FIELDS = (
     ("device_model", "device_model"), ("carrier", "carrier"), ("ip_address", "ip"),
 )
 
-# (flag key, variant key, metadata) of each evaluated flag
-FlagAssignment = Tuple[str, Optional[str], Dict[str, Any]]
 _outcome_of = operator.attrgetter("_outcome")
+_LIBRARY_JSON = encode_basestring(LIBRARY)
+
+
+def _json(value: Any) -> str:
+    return encode_basestring(value) if type(value) is str else encode_event(value)
+
+
+class EventWriter:
+    """Writes assignment events as JSON text, from fragments remembered per flag outcome.
+
+    An event's properties depend only on each flag's compiled outcome, so each (flag, outcome)
+    is written once as JSON and every later event joins the fragments: several times cheaper
+    than building dicts and encoding them. The memo holds the outcomes it describes, so an
+    ``id()`` in a key always refers to the same live object.
+
+    Not thread-safe: one writer serves one sending thread.
+
+    Args:
+        capacity: how many (flag, outcome) fragments are remembered.
+    """
+
+    def __init__(self, capacity: int = 16384) -> None:
+        self.hasher = AssignmentHasher()
+        # (flag key, variant key, id(outcome)) -> (outcome, event properties, $set entry, $unset entry)
+        self._fragments: Dict[Tuple[str, str, int], Tuple[Any, str, Optional[str], Optional[str]]] = {}
+        self._capacity = capacity
+
+    def _fragment(self, flag_key: str, variant_key: str,
+                  outcome: Any) -> Tuple[Any, str, Optional[str], Optional[str]]:
+        key = (flag_key, variant_key, id(outcome))
+        found = self._fragments.get(key)
+        if found is None:
+            metadata = outcome[3]
+            version = metadata.get("flagVersion")
+            segment = metadata.get("segmentName")
+            properties = f"{_json(f'[Experiment] {flag_key}.variant')}:{_json(variant_key)}"
+            if version is not None and segment is not None:
+                properties += f",{_json(f'[Experiment] {flag_key}.details')}:{_json(f'v{version} rule:{segment}')}"
+            set_entry = unset_entry = None
+            if metadata.get("flagType") != _MUTUAL_EXCLUSION_GROUP:
+                if metadata.get("default"):
+                    unset_entry = f'{_json(f"[Experiment] {flag_key}")}:"-"'
+                else:
+                    set_entry = f"{_json(f'[Experiment] {flag_key}')}:{_json(variant_key)}"
+            found = (outcome, properties, set_entry, unset_entry)
+            if len(self._fragments) >= self._capacity:
+                self._fragments.clear()
+            self._fragments[key] = found
+        return found
+
+    def to_json(self, assignment: "Assignment") -> Tuple[str, str]:
+        """(insert_id, the event as JSON text); decodes to exactly ``assignment.build()``."""
+        insert_id = self.hasher.insert_id(assignment.user_id, assignment.device_id, assignment.flag_keys,
+                                          assignment.variant_keys, assignment.time)
+        if assignment.user_fields is not None:
+            return insert_id, encode_event(assignment.event(insert_id))
+        properties: List[str] = []
+        set_entries: List[str] = []
+        unset_entries: List[str] = []
+        for flag_key, variant_key, variant in zip(assignment.flag_keys, assignment.variant_keys,
+                                                  assignment.variants):
+            if variant_key is None:
+                continue
+            _, flag_properties, set_entry, unset_entry = self._fragment(flag_key, variant_key, variant._outcome)
+            properties.append(flag_properties)
+            if set_entry is not None:
+                set_entries.append(set_entry)
+            elif unset_entry is not None:
+                unset_entries.append(unset_entry)
+        ids = ""
+        if assignment.user_id is not None:
+            ids += f',"user_id":{_json(assignment.user_id)}'
+        if assignment.device_id is not None:
+            ids += f',"device_id":{_json(assignment.device_id)}'
+        return insert_id, (
+            f'{{"event_type":"{ASSIGNMENT_EVENT_TYPE}"{ids},"event_properties":{{{",".join(properties)}}},'
+            f'"user_properties":{{"$set":{{{",".join(set_entries)}}},"$unset":{{{",".join(unset_entries)}}}}},'
+            f'"insert_id":{_json(insert_id)},"library":{_LIBRARY_JSON},"time":{assignment.time:d}}}'
+        )
 
 
 class Assignment:
-    """What one tracked evaluation needs to become an event (immutable once queued)."""
+    """What one tracked evaluation needs to become an event (immutable once queued).
 
-    __slots__ = ("user_id", "device_id", "time", "flags", "user_fields", "hasher")
+    The request thread hands over tuples it already built for the dedup key (flag keys and
+    variant keys) plus the variants, each carrying the immutable compiled outcome it was made
+    from; the metadata is read from those outcomes here, on the sending thread.
+    """
+
+    __slots__ = ("user_id", "device_id", "time", "flag_keys", "variant_keys", "variants", "user_fields", "writer")
 
     def __init__(self, user_id: Optional[str], device_id: Optional[str], time_millis: int,
-                 flags: Tuple[FlagAssignment, ...], user_fields: Optional[Dict[str, Any]],
-                 hasher: Optional[AssignmentHasher] = None) -> None:
+                 flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...],
+                 variants: Tuple[Variant, ...], user_fields: Optional[Dict[str, Any]],
+                 writer: Optional[EventWriter] = None) -> None:
         self.user_id = user_id
         self.device_id = device_id
         self.time = time_millis
-        self.flags = flags
+        self.flag_keys = flag_keys
+        self.variant_keys = variant_keys
+        self.variants = variants
         self.user_fields = user_fields
-        self.hasher = hasher
+        self.writer = writer
 
     @property
     def insert_id(self) -> str:
-        pairs = ((f[0], f[1]) for f in self.flags)
-        if self.hasher is not None:
-            return self.hasher.insert_id(self.user_id, self.device_id, pairs, self.time)
-        return assignment_insert_id(self.user_id, self.device_id, pairs, self.time)
+        if self.writer is not None:
+            return self.writer.hasher.insert_id(self.user_id, self.device_id, self.flag_keys, self.variant_keys,
+                                                self.time)
+        return assignment_insert_id(self.user_id, self.device_id, zip(self.flag_keys, self.variant_keys), self.time)
+
+    def to_json(self) -> Tuple[str, str]:
+        """(insert_id, the event as JSON text): what the sender posts."""
+        if self.writer is not None:
+            return self.writer.to_json(self)
+        insert_id = self.insert_id
+        return insert_id, encode_event(self.event(insert_id))
 
     def build(self) -> Dict[str, Any]:
         """The event as sent to Amplitude (design.md §5)."""
+        return self.event(self.insert_id)
+
+    def event(self, insert_id: str) -> Dict[str, Any]:
+        """The event dict, with its insert_id already computed."""
         event_properties: Dict[str, Any] = {}
         set_properties: Dict[str, Any] = {}
         unset_properties: Dict[str, Any] = {}
-        for flag_key, variant_key, metadata in self.flags:
+        for flag_key, variant_key, variant in zip(self.flag_keys, self.variant_keys, self.variants):
             if variant_key is None:
                 continue
+            metadata = variant._outcome[3]
             version = metadata.get("flagVersion")
             segment = metadata.get("segmentName")
-            flag_type = metadata.get("flagType")
-            is_default = metadata.get("default")
             event_properties[f"[Experiment] {flag_key}.variant"] = variant_key
             if version is not None and segment is not None:
                 event_properties[f"[Experiment] {flag_key}.details"] = f"v{version} rule:{segment}"
-            if flag_type == _MUTUAL_EXCLUSION_GROUP:
+            if metadata.get("flagType") == _MUTUAL_EXCLUSION_GROUP:
                 continue
-            if is_default:
+            if metadata.get("default"):
                 unset_properties[f"[Experiment] {flag_key}"] = "-"
             else:
                 set_properties[f"[Experiment] {flag_key}"] = variant_key
@@ -91,25 +187,23 @@ class Assignment:
             user_properties.update(fields.pop("user_properties", None) or {})
             event.update(fields)
         event["user_properties"] = user_properties
-        event["insert_id"] = self.insert_id
+        event["insert_id"] = insert_id
         event["library"] = LIBRARY
         event["time"] = self.time
         return event
 
 
-def flag_assignments(results: Dict[str, Variant]) -> Tuple[FlagAssignment, ...]:
-    """(flag, variant key, metadata) per result, from the compiled outcomes the variants came from.
+def _detached(variant: Variant) -> Variant:
+    """``variant`` if evaluation made it, else a copy with an outcome built from its own fields.
 
-    A variant not made by evaluation (no outcome) is read from its own fields, copied.
+    Evaluation's outcomes are immutable; a variant made elsewhere is copied on the request
+    thread so that later changes to it cannot alter the queued event.
     """
-    outcomes = tuple(map(_outcome_of, results.values()))
-    if None not in outcomes:
-        return tuple(zip(results, map(_first, outcomes), map(_fourth, outcomes)))
-    return tuple((flag_key, variant.key, dict(variant.metadata or {})) for flag_key, variant in results.items())
-
-
-_first = operator.itemgetter(0)
-_fourth = operator.itemgetter(3)
+    if variant._outcome is not None:
+        return variant
+    copy = Variant(variant.key, variant.value)
+    copy._outcome = (variant.key, variant.value, None, dict(variant.metadata or {}))
+    return copy
 
 
 def evaluated_user_fields(user: Any) -> Dict[str, Any]:
@@ -140,7 +234,7 @@ class AssignmentTracker:
         self._seen_get = self._seen._expiry.get
         self._send_evaluated_props = send_evaluated_props
         self._clock = clock
-        self._hasher = AssignmentHasher()
+        self._writer = EventWriter()
         self.__init_counters()
 
     def __init_counters(self) -> None:
@@ -163,18 +257,23 @@ class AssignmentTracker:
             self.skipped.add("no_user_or_device_id")
             return
         now = self._clock()
+        variants = tuple(results.values())
+        flag_keys = tuple(results)
+        variant_keys = tuple(map(_variant_key, variants))
         # Ids are compared trimmed, as the insert_id hash sees them (and the official SDK dedups).
         key = (user_id.strip() if type(user_id) is str else user_id,
                device_id.strip() if type(device_id) is str else device_id,
-               now // 86_400.0, tuple(results), tuple(map(_variant_key, results.values())))
+               now // 86_400.0, flag_keys, variant_keys)
         expires = self._seen_get(key)
         if (expires is not None and expires > now) or not self._seen.first_time(key, now):
             self.deduplicated.increment()
             return
         self.tracked.increment()
+        if not all(map(_outcome_of, variants)):
+            variants = tuple(map(_detached, variants))
         fields = evaluated_user_fields(user) if self._send_evaluated_props else None
-        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_assignments(results), fields,
-                                       self._hasher))
+        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_keys, variant_keys, variants,
+                                       fields, self._writer))
 
     def reinit_after_fork(self, sender: EventSender) -> None:
         """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""

@@ -47,9 +47,24 @@ _WARN_INTERVAL = 10.0  # seconds between two "queue full" warnings
 
 
 class PendingEvent(Protocol):
-    """Something queued that becomes an event dict when its batch is sent."""
+    """Something queued that becomes an event dict when its batch is sent.
+
+    It may also offer ``to_json() -> (insert_id, JSON text)``, a faster way to the same event
+    (assignment events use it); otherwise ``build()`` is encoded with :func:`encode_event`.
+    """
 
     def build(self) -> Dict[str, Any]: ...
+
+
+# One event ready to send: its insert_id (None if it has none) and its JSON as UTF-8.
+_Ready = Tuple[Optional[str], bytes]
+
+#: JSON text of an event (or any value in one): compact, non-ASCII kept, values JSON cannot
+#: represent sent as their ``str()``. NaN and infinities raise ``ValueError`` (Amplitude would
+#: reject the whole request over them).
+encode_event: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
+).encode
 
 
 class _Outcome:
@@ -124,14 +139,15 @@ class EventSender:
     ) -> None:
         self._session = session
         self.url = url
-        self._api_key = api_key
         self.destination = (url, api_key, min_id_length)
         self.max_payload_bytes = MAX_BATCH_PAYLOAD_BYTES if url.rstrip("/").endswith("/batch") else MAX_PAYLOAD_BYTES
         self.batch_size = flush_queue_size
         self.flush_interval = flush_interval
         self.max_retries = max_retries
         self.max_queue_size = max_queue_size
-        self._options = {"min_id_length": min_id_length} if min_id_length is not None else None
+        options = f',"options":{{"min_id_length":{encode_event(min_id_length)}}}' if min_id_length is not None else ""
+        # Every request body is this prefix, the events' JSON joined by commas, and "]}".
+        self._body_prefix = f'{{"api_key":{encode_event(api_key)}{options},"events":['.encode("utf-8", "surrogatepass")
         self._callback = callback
         self._timeout = timeout
         self._name = name
@@ -314,32 +330,49 @@ class EventSender:
                     self._in_flight = 0
                     self._idle.notify_all()
 
-    def _build(self, items: Sequence[PendingEvent]) -> List[Dict[str, Any]]:
-        events = []
+    def _build(self, items: Sequence[PendingEvent]) -> List[_Ready]:
+        """Each item as (insert_id, JSON bytes); one that cannot be built or encoded is dropped."""
+        ready: List[_Ready] = []
         for item in items:
             try:
-                event = item.build()
-            except Exception:  # noqa: BLE001
+                to_json = getattr(item, "to_json", None)
+                if to_json is not None:
+                    insert_id, text = to_json()
+                else:
+                    event = item.build()
+                    insert_id, text = event.get("insert_id"), encode_event(event)
+                data = text.encode("utf-8", "surrogatepass")
+            except Exception as exc:  # noqa: BLE001 - one bad event must not cost the batch
                 logger.exception("Could not build an event; dropping it")
                 self.dropped.add("build_error")
+                self._tell_unbuildable(item, exc)
                 continue
-            insert_id = event.get("insert_id")
             if insert_id is not None:
                 if insert_id in self._sent_ids:
                     self.duplicates.increment()
                     continue
                 self._sent_ids[insert_id] = True
-            events.append(event)
-        return events
+            ready.append((insert_id, data))
+        return ready
+
+    def _tell_unbuildable(self, item: PendingEvent, error: Exception) -> None:
+        """The callback hears of an event dropped before sending, if it can be built at all."""
+        if self._callback is None:
+            return
+        try:
+            event = item.build()
+        except Exception:  # noqa: BLE001 - already logged
+            return
+        try:
+            self._callback(event, 0, f"event could not be encoded: {error.__class__.__name__}: {error}")
+        except Exception:  # noqa: BLE001 - a user's callback must not stop delivery
+            logger.exception("Event callback raised")
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _encode(self, events: List[Dict[str, Any]]) -> bytes:
-        payload: Dict[str, Any] = {"api_key": self._api_key, "events": events}
-        if self._options is not None:
-            payload["options"] = self._options
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    def _encode(self, events: List[_Ready]) -> bytes:
+        return b"".join((self._body_prefix, b",".join([data for _, data in events]), b"]}"))
 
     def _post(self, body: bytes) -> _Outcome:
         timeout = self._timeout
@@ -362,7 +395,7 @@ class EventSender:
         finally:
             response.close()
 
-    def _deliver(self, events: List[Dict[str, Any]]) -> None:
+    def _deliver(self, events: List[_Ready]) -> None:
         failures = 0
         while events:
             body = self._encode(events)
@@ -425,7 +458,7 @@ class EventSender:
         error = outcome.body.get("error") if isinstance(outcome.body, dict) else None
         return f"HTTP {outcome.status}" + (f" ({error})" if error else "")
 
-    def _finish(self, events: List[Dict[str, Any]], status: int, message: str, *, sent: bool = False,
+    def _finish(self, events: List[_Ready], status: int, message: str, *, sent: bool = False,
                 reason: Optional[str] = None) -> None:
         if sent:
             for _ in events:
@@ -437,9 +470,9 @@ class EventSender:
         callback = self._callback
         if callback is None:
             return
-        for event in events:
+        for _, data in events:
             try:
-                callback(event, status, message)
+                callback(json.loads(data), status, message)  # the event exactly as it was sent
             except Exception:  # noqa: BLE001 - a user's callback must not stop delivery
                 logger.exception("Event callback raised")
 

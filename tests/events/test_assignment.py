@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List
 
 import pytest
@@ -25,7 +26,13 @@ class FakeSender:
         return True
 
     def events(self) -> List[Dict[str, Any]]:
-        return [item.build() for item in self.items]
+        """The queued events; the JSON the sender would post must decode to the same dicts."""
+        built = [item.build() for item in self.items]
+        posted = [item.to_json() if hasattr(item, "to_json") else (event["insert_id"], json.dumps(event))
+                  for item, event in zip(self.items, built)]
+        assert [json.loads(text) for _, text in posted] == built
+        assert [insert_id for insert_id, _ in posted] == [event["insert_id"] for event in built]
+        return built
 
 
 class Clock:
@@ -228,12 +235,78 @@ def test_fast_hasher_equals_the_plain_formula() -> None:
     from amplitude_experiment.events.insert_id import AssignmentHasher, assignment_insert_id
 
     rng = random.Random(7)
-    hasher = AssignmentHasher(capacity=8)  # small: the memo is cleared along the way
+    hasher = AssignmentHasher(capacity=8, results_capacity=4)  # small: the memos are cleared along the way
     alphabet = "ab -_.ü日😀\ud800"
+    seen: List[Any] = []
     for _ in range(500):
-        pairs = [("".join(rng.choices(alphabet, k=rng.randint(0, 12))),
-                  rng.choice([None, "".join(rng.choices(alphabet, k=rng.randint(0, 6)))]))
-                 for _ in range(rng.randint(0, 15))]
-        ids = [rng.choice([None, "", " u-1 ", "日本"]) for _ in range(2)]
-        assert hasher.insert_id(ids[0], ids[1], pairs, 1_795_592_290_745) == \
-            assignment_insert_id(ids[0], ids[1], pairs, 1_795_592_290_745)
+        if seen and rng.random() < 0.3:  # the same result again: the remembered hash
+            flag_keys, variant_keys = rng.choice(seen)
+        else:
+            n = rng.randint(0, 15)
+            flag_keys = tuple("".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(n))
+            variant_keys = tuple(rng.choice([None, "".join(rng.choices(alphabet, k=rng.randint(0, 6)))])
+                                 for _ in range(n))
+            seen.append((flag_keys, variant_keys))
+        ids = [rng.choice([None, "", " u-1 ", "日本", "user-" + "x" * rng.randint(0, 1100)]) for _ in range(2)]
+        assert hasher.insert_id(ids[0], ids[1], flag_keys, variant_keys, 1_795_592_290_745) == \
+            assignment_insert_id(ids[0], ids[1], zip(flag_keys, variant_keys), 1_795_592_290_745)
+
+
+def test_java_string_hash_fast_path_equals_the_loop() -> None:
+    import random
+
+    def loop(text: str) -> int:
+        h = 0
+        for ch in text:
+            h = (31 * h + ord(ch)) & 0xFFFFFFFF
+        return h
+
+    rng = random.Random(11)
+    for length in [0, 1, 2, 30, 31, 32, 255, 999, 1000, 1001, 2500]:
+        for _ in range(20):
+            ascii_text = "".join(chr(rng.randint(0, 127)) for _ in range(length))
+            assert java_string_hash(ascii_text) == loop(ascii_text)
+            mixed = ascii_text + chr(rng.randint(128, 0x10FFFF))
+            assert java_string_hash(mixed) == loop(mixed)
+
+
+def test_queued_event_is_not_changed_by_later_changes_to_the_variants() -> None:
+    t = tracker()
+    results = seed_results()
+    t.track(User(user_id="u1", device_id="d1"), results)
+    results["my-experiment"].key = "control"
+    results["my-experiment"].metadata["segmentName"] = "changed"  # type: ignore[index]
+    results["my-flag"].metadata.clear()  # type: ignore[union-attr]
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event["event_properties"]["[Experiment] my-experiment.variant"] == "treatment"
+    assert event["event_properties"]["[Experiment] my-experiment.details"] == "v7 rule:Targeted"
+    assert event["user_properties"]["$unset"] == {"[Experiment] my-flag": "-"}
+
+
+def test_json_writer_matches_build_for_odd_keys_ids_and_repeated_outcomes() -> None:
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+
+    flags = compile_flags([
+        {"key": 'quote"and\\back\nslash', "variants": {'v"1': {"key": 'v"1'}},
+         "segments": [{"variant": 'v"1', "metadata": {"segmentName": "s\u00e9g \ud83d\ude00"}}],
+         "metadata": {"flagVersion": 4, "flagType": "experiment"}},
+        {"key": "日本", "variants": {"off": {"key": "off"}},
+         "segments": [{"variant": "off", "metadata": {"segmentName": "All Other Users"}}],
+         "metadata": {"default": True, "flagVersion": 1}},
+    ])
+    t = tracker()
+    users = [User(user_id="ü-1", device_id=None), User(user_id=None, device_id="d\t2"),
+             User(user_id=12345, device_id="d3"), User(user_id="u4", device_id="d4")]  # type: ignore[arg-type]
+    for user in users + users:  # the second round reuses remembered fragments (and is deduplicated)
+        t.track(user, evaluate(flags, user))
+    events = t.sender.events()  # type: ignore[attr-defined]
+    assert len(events) == 4
+    assert events[0]["event_properties"] == {
+        '[Experiment] quote"and\\back\nslash.variant': 'v"1',
+        '[Experiment] quote"and\\back\nslash.details': "v4 rule:s\u00e9g \ud83d\ude00",  # lone surrogates kept
+        "[Experiment] 日本.variant": "off",
+        "[Experiment] 日本.details": "v1 rule:All Other Users",
+    }
+    assert events[0]["user_properties"] == {"$set": {'[Experiment] quote"and\\back\nslash': 'v"1'},
+                                            "$unset": {"[Experiment] 日本": "-"}}
+    assert events[2]["user_id"] == 12345

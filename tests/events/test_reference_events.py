@@ -84,3 +84,7 @@ def test_events_match_the_official_sdk(case: Dict[str, Any]) -> None:
         tracker.track(user, results)  # but tracks the full result, as evaluate_v2 does
     ours = [item.build() for item in capture.items]
     assert canonical(ours) == canonical([corrected(e, case) for e in case["events"]])
+    # What the sender posts: the JSON written from remembered fragments decodes to the same events.
+    posted = [item.to_json() for item in capture.items]
+    assert [insert_id for insert_id, _ in posted] == [event["insert_id"] for event in ours]
+    assert [json.loads(text) for _, text in posted] == ours

@@ -105,6 +105,34 @@ def test_payloads_over_the_byte_limit_are_split_before_sending(server: Amplitude
     assert sender.stats()["dropped"] == {"too_large": 1}
 
 
+def test_an_event_json_cannot_carry_is_dropped_alone_and_odd_values_go_as_text(
+        server: AmplitudeStandIn, session: requests.Session) -> None:
+    import datetime
+    import decimal
+
+    outcomes: List[Outcome] = []
+    sender = make_sender(session, server.url + "/2/httpapi", outcomes)
+    odd = Item(1)
+    odd.event["user_properties"] = {"signed_up": datetime.date(2026, 12, 1), "score": decimal.Decimal("1.5")}
+    not_a_number = Item(2)
+    not_a_number.event["user_properties"] = {"ratio": float("nan")}  # Amplitude would reject the whole request
+    for item in (Item(0), odd, not_a_number, Item(3)):
+        sender.enqueue(item)
+    sender.start()
+    sender.stop(5)
+    (request,) = server.requests("events")
+    events = request.json()["events"]
+    assert [e["insert_id"] for e in events] == ["id-0", "id-1", "id-3"]
+    assert events[1]["user_properties"] == {"signed_up": "2026-12-01", "score": "1.5"}
+    assert sender.stats()["dropped"] == {"build_error": 1}
+    outcomes.sort()
+    assert outcomes[2][:2] == ("id-2", 0)
+    assert (outcomes[2][2] or "").startswith("event could not be encoded: ValueError: Out of range float values")
+    del outcomes[2]
+    assert outcomes == [("id-0", 200, "Event sent successfully."), ("id-1", 200, "Event sent successfully."),
+                        ("id-3", 200, "Event sent successfully.")]
+
+
 def test_flush_interval_sends_a_partial_batch(server: AmplitudeStandIn, session: requests.Session) -> None:
     sender = make_sender(session, server.url + "/2/httpapi", flush_interval=0.05, min_id_length=3)
     sender.start()
