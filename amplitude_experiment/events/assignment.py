@@ -91,11 +91,11 @@ class EventWriter:
         properties: List[str] = []
         set_entries: List[str] = []
         unset_entries: List[str] = []
-        for flag_key, variant_key, variant in zip(assignment.flag_keys, assignment.variant_keys,
-                                                  assignment.variants):
+        for flag_key, variant_key, outcome in zip(assignment.flag_keys, assignment.variant_keys,
+                                                  assignment.outcomes):
             if variant_key is None:
                 continue
-            _, flag_properties, set_entry, unset_entry = self._fragment(flag_key, variant_key, variant._outcome)
+            _, flag_properties, set_entry, unset_entry = self._fragment(flag_key, variant_key, outcome)
             properties.append(flag_properties)
             if set_entry is not None:
                 set_entries.append(set_entry)
@@ -117,22 +117,23 @@ class Assignment:
     """What one tracked evaluation needs to become an event (immutable once queued).
 
     The request thread hands over tuples it already built for the dedup key (flag keys and
-    variant keys) plus the variants, each carrying the immutable compiled outcome it was made
-    from; the metadata is read from those outcomes here, on the sending thread.
+    variant keys) plus the immutable compiled outcomes the variants were made from (shared with
+    the flag snapshot, so a queued event costs a few pointers per flag, not copies); the
+    metadata is read from those outcomes here, on the sending thread.
     """
 
-    __slots__ = ("user_id", "device_id", "time", "flag_keys", "variant_keys", "variants", "user_fields", "writer")
+    __slots__ = ("user_id", "device_id", "time", "flag_keys", "variant_keys", "outcomes", "user_fields", "writer")
 
     def __init__(self, user_id: Optional[str], device_id: Optional[str], time_millis: int,
                  flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...],
-                 variants: Tuple[Variant, ...], user_fields: Optional[Dict[str, Any]],
+                 outcomes: Tuple[Any, ...], user_fields: Optional[Dict[str, Any]],
                  writer: Optional[EventWriter] = None) -> None:
         self.user_id = user_id
         self.device_id = device_id
         self.time = time_millis
         self.flag_keys = flag_keys
         self.variant_keys = variant_keys
-        self.variants = variants
+        self.outcomes = outcomes
         self.user_fields = user_fields
         self.writer = writer
 
@@ -159,10 +160,10 @@ class Assignment:
         event_properties: Dict[str, Any] = {}
         set_properties: Dict[str, Any] = {}
         unset_properties: Dict[str, Any] = {}
-        for flag_key, variant_key, variant in zip(self.flag_keys, self.variant_keys, self.variants):
+        for flag_key, variant_key, outcome in zip(self.flag_keys, self.variant_keys, self.outcomes):
             if variant_key is None:
                 continue
-            metadata = variant._outcome[3]
+            metadata = outcome[3]
             version = metadata.get("flagVersion")
             segment = metadata.get("segmentName")
             event_properties[f"[Experiment] {flag_key}.variant"] = variant_key
@@ -193,17 +194,10 @@ class Assignment:
         return event
 
 
-def _detached(variant: Variant) -> Variant:
-    """``variant`` if evaluation made it, else a copy with an outcome built from its own fields.
-
-    Evaluation's outcomes are immutable; a variant made elsewhere is copied on the request
-    thread so that later changes to it cannot alter the queued event.
-    """
-    if variant._outcome is not None:
-        return variant
-    copy = Variant(variant.key, variant.value)
-    copy._outcome = (variant.key, variant.value, None, dict(variant.metadata or {}))
-    return copy
+def _outcome_from(variant: Variant) -> Any:
+    """An outcome built from a variant that evaluation did not make (its fields copied now,
+    so later changes to it cannot alter the queued event)."""
+    return (variant.key, variant.value, None, dict(variant.metadata or {}))
 
 
 def evaluated_user_fields(user: Any) -> Dict[str, Any]:
@@ -257,9 +251,8 @@ class AssignmentTracker:
             self.skipped.add("no_user_or_device_id")
             return
         now = self._clock()
-        variants = tuple(results.values())
         flag_keys = tuple(results)
-        variant_keys = tuple(map(_variant_key, variants))
+        variant_keys = tuple(map(_variant_key, results.values()))
         # Ids are compared trimmed, as the insert_id hash sees them (and the official SDK dedups).
         key = (user_id.strip() if type(user_id) is str else user_id,
                device_id.strip() if type(device_id) is str else device_id,
@@ -269,10 +262,11 @@ class AssignmentTracker:
             self.deduplicated.increment()
             return
         self.tracked.increment()
-        if not all(map(_outcome_of, variants)):
-            variants = tuple(map(_detached, variants))
+        outcomes = tuple(map(_outcome_of, results.values()))
+        if None in outcomes:
+            outcomes = tuple(o if o is not None else _outcome_from(v) for o, v in zip(outcomes, results.values()))
         fields = evaluated_user_fields(user) if self._send_evaluated_props else None
-        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_keys, variant_keys, variants,
+        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_keys, variant_keys, outcomes,
                                        fields, self._writer))
 
     def reinit_after_fork(self, sender: EventSender) -> None:

@@ -310,3 +310,21 @@ def test_json_writer_matches_build_for_odd_keys_ids_and_repeated_outcomes() -> N
     assert events[0]["user_properties"] == {"$set": {'[Experiment] quote"and\\back\nslash': 'v"1'},
                                             "$unset": {"[Experiment] 日本": "-"}}
     assert events[2]["user_id"] == 12345
+
+
+def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> None:
+    """A backlog (an outage, a burst) must not keep every caller's Variant objects alive."""
+    import gc
+
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+
+    flags = compile_flags([{"key": f"f{n}", "variants": {"on": {"key": "on"}},
+                            "segments": [{"variant": "on"}], "metadata": {"flagVersion": 1}} for n in range(3)])
+    t = tracker()
+    results = evaluate(flags, User(user_id="u1"))
+    t.track(User(user_id="u1"), results)
+    (item,) = t.sender.items  # type: ignore[attr-defined]
+    reachable = list(gc.get_referents(item))
+    reachable += [inner for outer in reachable if isinstance(outer, tuple) for inner in outer]
+    assert not any(isinstance(obj, Variant) for obj in reachable)
+    assert all(any(o is v._outcome for o in item.outcomes) for v in results.values())
