@@ -247,7 +247,7 @@ def test_fast_hasher_equals_the_plain_formula() -> None:
             variant_keys = tuple(rng.choice([None, "".join(rng.choices(alphabet, k=rng.randint(0, 6)))])
                                  for _ in range(n))
             seen.append((flag_keys, variant_keys))
-        ids = [rng.choice([None, "", " u-1 ", "日本", "user-" + "x" * rng.randint(0, 1100)]) for _ in range(2)]
+        ids = [rng.choice([None, "", " u-1 ", "日本", "user-" + "x" * rng.randint(0, 700)]) for _ in range(2)]
         assert hasher.insert_id(ids[0], ids[1], flag_keys, variant_keys, 1_795_592_290_745) == \
             assignment_insert_id(ids[0], ids[1], zip(flag_keys, variant_keys), 1_795_592_290_745)
 
@@ -262,7 +262,7 @@ def test_java_string_hash_fast_path_equals_the_loop() -> None:
         return h
 
     rng = random.Random(11)
-    for length in [0, 1, 2, 30, 31, 32, 255, 999, 1000, 1001, 2500]:
+    for length in [0, 1, 2, 30, 31, 32, 255, 599, 600, 601, 2500]:
         for _ in range(20):
             ascii_text = "".join(chr(rng.randint(0, 127)) for _ in range(length))
             assert java_string_hash(ascii_text) == loop(ascii_text)
@@ -328,3 +328,19 @@ def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> 
     reachable += [inner for outer in reachable if isinstance(outer, tuple) for inner in outer]
     assert not any(isinstance(obj, Variant) for obj in reachable)
     assert all(any(o is v._outcome for o in item.outcomes) for v in results.values())
+
+
+def test_java_string_hash_works_under_the_lowest_int_digit_limit() -> None:
+    import sys
+
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("this Python has no int digit limit")
+    text = "x" * 600
+    expected = java_string_hash(text)
+    old_limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert java_string_hash(text) == expected
+        assert java_string_hash("y" * 5000) == java_string_hash("y" * 4999) * 31 + 121 & 0xFFFFFFFF
+    finally:
+        sys.set_int_max_str_digits(old_limit)
