@@ -25,7 +25,7 @@ from openfeature.provider.metadata import Metadata
 from ..evaluation import explain as reasons
 from ..evaluation.compiler import CompiledFlag
 from ..evaluation.explain import EvaluationDetail
-from ..exceptions import FetchError, FlagConfigError
+from ..exceptions import ConfigurationError, FetchError, FlagConfigError
 from ..local.client import LocalEvaluationClient
 from ..local.config import LocalEvaluationConfig
 from ..user import User
@@ -154,14 +154,25 @@ class AmplitudeProvider(AbstractProvider):
         start_on_initialize: ``initialize()`` calls ``client.start()``.
         stop_on_shutdown: ``shutdown()`` calls ``client.stop()`` (a stopped client cannot be
             started again, so neither can this provider).
+        track_exposures: every successful resolution of a non-default variant also tracks a
+            ``$exposure`` event for that flag (the value was handed to the caller, so the user
+            was exposed to it). Needs the client's ``exposure_config``.
+
+    Raises:
+        ConfigurationError: ``track_exposures=True`` with a client without ``exposure_config``.
     """
 
     def __init__(self, client: LocalEvaluationClient, *, start_on_initialize: bool = True,
-                 stop_on_shutdown: bool = True) -> None:
+                 stop_on_shutdown: bool = True, track_exposures: bool = False) -> None:
         super().__init__()
         if not isinstance(client, LocalEvaluationClient):
             raise TypeError("client must be a LocalEvaluationClient")
+        if track_exposures and client._exposure is None:
+            raise ConfigurationError(
+                "track_exposures=True needs a client configured with "
+                "LocalEvaluationConfig(exposure_config=ExposureConfig(api_key=...))")
         self.client = client
+        self.track_exposures = track_exposures
         self.start_on_initialize = start_on_initialize
         self.stop_on_shutdown = stop_on_shutdown
         self._phase = _IDLE
@@ -324,6 +335,8 @@ class AmplitudeProvider(AbstractProvider):
             value = convert(variant)
         except TypeMismatchError as exc:
             return error(ErrorCode.TYPE_MISMATCH, f"flag {flag_key!r}: {exc.error_message}")
+        if self.track_exposures:
+            self._track_exposure(user, flag_key, variant)
         return FlagResolutionDetails(value=value, reason=_reason(detail, flag), variant=variant.key,
                                      flag_metadata=metadata)
 
@@ -338,6 +351,15 @@ class AmplitudeProvider(AbstractProvider):
             tracker.track(user, results)
         except Exception:  # noqa: BLE001 - tracking problems never reach the caller
             logger.exception("Unexpected error while tracking an assignment")
+
+    def _track_exposure(self, user: User, flag_key: str, variant: Variant) -> None:
+        tracker = self.client._exposure
+        if tracker is None:
+            return
+        try:
+            tracker.track_results(user, {flag_key: variant})
+        except Exception:  # noqa: BLE001 - tracking problems never reach the caller
+            logger.exception("Unexpected error while tracking an exposure")
 
 
 __all__: List[str] = ["AmplitudeProvider", "METADATA_KEYS", "PROVIDER_NAME"]

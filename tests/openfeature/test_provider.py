@@ -18,7 +18,14 @@ from openfeature.exception import ErrorCode  # noqa: E402
 from openfeature.flag_evaluation import FlagEvaluationDetails, Reason  # noqa: E402
 from openfeature.provider import ProviderStatus  # noqa: E402
 
-from amplitude_experiment import AssignmentConfig, LocalEvaluationClient, LocalEvaluationConfig, User  # noqa: E402
+from amplitude_experiment import (  # noqa: E402
+    AssignmentConfig,
+    ConfigurationError,
+    ExposureConfig,
+    LocalEvaluationClient,
+    LocalEvaluationConfig,
+    User,
+)
 from amplitude_experiment._backoff import Backoff  # noqa: E402
 from amplitude_experiment.evaluation.explain import ERROR, EvaluationDetail  # noqa: E402
 from amplitude_experiment.openfeature import METADATA_KEYS, PROVIDER_NAME, AmplitudeProvider  # noqa: E402
@@ -374,6 +381,45 @@ def test_no_tracking_without_assignment_config(of_client: OpenFeatureClient) -> 
     assert isinstance(provider, AmplitudeProvider)
     assert of_client.get_boolean_value("bool-flag", False, PRO) is True
     assert "assignment" not in provider.client.stats()
+
+
+def test_track_exposures_sends_one_exposure_per_user_flag_and_variant() -> None:
+    with AmplitudeStandIn(flags=FLAGS) as server:
+        client = LocalEvaluationClient("server-key", LocalEvaluationConfig(
+            server_url=server.url, flag_config_polling_interval_millis=60_000,
+            exposure_config=ExposureConfig(api_key="analytics-key", server_url=server.url + "/2/httpapi")))
+        of_client = install(AmplitudeProvider(client, track_exposures=True))
+        de = EvaluationContext("user-1", {"country": "DE"})
+        assert of_client.get_string_value("color", "none", de) == "red"
+        assert of_client.get_string_value("color", "none", de) == "red"  # deduplicated
+        assert of_client.get_boolean_value("bool-flag", False, USER) is False  # the default variant: none
+        assert of_client.get_integer_value("string-flag", 1, USER) == 1  # type mismatch: the value was not used
+        assert of_client.get_string_value("missing", "x", USER) == "x"  # not found: none
+        assert of_client.get_boolean_value("bool-flag", False, EvaluationContext("user-2", {"plan": "pro"})) is True
+        assert client.flush(5)
+        events = sorted(server.events, key=lambda e: e["user_id"])
+        stats = client.stats()["exposure"]
+    assert [(e["event_type"], e["user_id"], e["event_properties"]) for e in events] == [
+        ("$exposure", "user-1", {"flag_key": "color", "variant": "red", "experiment_key": "exp-color-7"}),
+        ("$exposure", "user-2", {"flag_key": "bool-flag", "variant": "on"}),
+    ]
+    assert (stats["tracked"], stats["deduplicated"]) == (2, 1)
+
+
+def test_track_exposures_needs_an_exposure_config() -> None:
+    with pytest.raises(ConfigurationError, match="exposure_config"):
+        AmplitudeProvider(offline_client(), track_exposures=True)
+
+
+def test_no_exposures_unless_asked() -> None:
+    with AmplitudeStandIn(flags=FLAGS) as server:
+        client = LocalEvaluationClient("server-key", LocalEvaluationConfig(
+            server_url=server.url, flag_config_polling_interval_millis=60_000,
+            exposure_config=ExposureConfig(api_key="analytics-key", server_url=server.url + "/2/httpapi")))
+        of_client = install(AmplitudeProvider(client))
+        assert of_client.get_string_value("color", "none", EvaluationContext("user-1", {"country": "DE"})) == "red"
+        assert client.flush(5)
+        assert server.events == []
 
 
 # -- lifecycle ------------------------------------------------------------------------------------
