@@ -36,7 +36,9 @@ class LocalEvaluationConfig:
         assignment_config: enable assignment tracking.
         exposure_config: enable exposure tracking.
         cohort_sync_config: enable cohort membership download.
-        logger: the logger to use instead of ``logging.getLogger("amplitude_experiment")``.
+        logger: accepted for compatibility; ``debug=True`` sets this logger (default: the
+            ``amplitude_experiment`` logger) to DEBUG. The SDK's own messages always go to the
+            ``amplitude_experiment.<module>`` loggers: attach handlers there to collect them.
 
     Additions to the official options (keyword-only):
 
