@@ -82,7 +82,7 @@ class LocalEvaluationClient:
             raise ConfigurationError("api_key (the deployment key) contains whitespace or control characters")
         self.api_key = api_key
         self.config = config if config is not None else LocalEvaluationConfig()
-        self._logger = self.config.logger or logging.getLogger("amplitude_experiment")
+        self._logger = self.config.logger
         if self.config.debug:
             self._logger.setLevel(logging.DEBUG)
         self._state = _NEW

@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Union
 import requests
 
 from .. import _validate
+from .._clock import SYSTEM_CLOCK, Clock
 from ..cohorts.config import DEFAULT_COHORT_SERVER_URL, CohortSyncConfig
 from ..events.config import AssignmentConfig, ExposureConfig
 from ..server_zone import DEFAULT_COHORT_URL, DEFAULT_FLAGS_URL, DEFAULT_STREAM_URL, ServerZone, coerce_zone
@@ -53,6 +54,9 @@ class LocalEvaluationConfig:
         flag_cache_file: where every good config is saved (atomically); at ``start()``, if the
             download fails, the client starts from this file instead of failing.
         stream_keepalive_timeout_millis: silence after which the stream counts as dead.
+        clock: the time source and waiter of every background worker; tests pass
+            :class:`amplitude_experiment.testing.ManualClock` to drive polling, backoff and
+            event batching without sleeping.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class LocalEvaluationConfig:
         offline: bool = False,
         flag_cache_file: Union[str, "os.PathLike[str]", None] = None,
         stream_keepalive_timeout_millis: int = 17000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.debug = bool(debug)
         self.server_zone = coerce_zone(server_zone)
@@ -111,7 +116,9 @@ class LocalEvaluationConfig:
         self.cohort_sync_config = cohort_sync_config
         if logger is not None and not isinstance(logger, logging.Logger):
             raise _validate.ConfigurationError("logger must be a logging.Logger or None")
-        self.logger = logger
+        #: Every message of this client goes to this logger or its children
+        #: (``<logger>.flags``, ``<logger>.events``, ...).
+        self.logger: logging.Logger = logger if logger is not None else logging.getLogger("amplitude_experiment")
         if session is not None and not isinstance(session, requests.Session):
             raise _validate.ConfigurationError("session must be a requests.Session or None")
         self.session = session
@@ -127,6 +134,9 @@ class LocalEvaluationConfig:
         self.flag_cache_file = flag_cache_file
         self.stream_keepalive_timeout_millis = _validate.positive_int(
             "stream_keepalive_timeout_millis", stream_keepalive_timeout_millis)
+        if not isinstance(clock, Clock):
+            raise _validate.ConfigurationError("clock must be an amplitude_experiment Clock (e.g. testing.ManualClock)")
+        self.clock = clock
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ from amplitude_experiment.testing.builders import (
     result,
     rollout,
 )
+from amplitude_experiment.testing.clock import ManualClock
 from amplitude_experiment.testing.server import (
     FAULT_ACTIONS,
     ROUTES,
@@ -33,6 +34,7 @@ __all__ = [
     "ROUTES",
     "AmplitudeStandIn",
     "FlagBuilder",
+    "ManualClock",
     "RecordedRequest",
     "any_of",
     "cohorts",
