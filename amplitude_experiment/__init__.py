@@ -3,8 +3,6 @@
 The public names match the official ``amplitude-experiment`` package's local-evaluation path.
 """
 
-import logging
-
 from .cohorts.config import CohortSyncConfig
 from .events.config import AssignmentConfig, ExposureConfig
 from .exceptions import ConfigurationError, ExperimentError, FetchError, FlagConfigError
@@ -16,8 +14,6 @@ from .server_zone import ServerZone
 from .user import User
 from .variant import Variant
 from .version import __version__
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AssignmentConfig",

@@ -21,7 +21,7 @@ from .evaluation.explain import FLAG_NOT_FOUND, FLAG_SKIPPED, EvaluationDetail, 
 from .exceptions import FetchError
 from .flags.fetcher import FlagFetcher
 from .server_zone import DEFAULT_FLAGS_URL, ServerZone
-from .user import User
+from .user import USER_CONTEXT_FIELDS, User
 
 __all__ = ["EXIT_INPUT", "EXIT_NETWORK", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_USAGE", "KEY_ENV", "main"]
 
@@ -55,11 +55,8 @@ exit codes:
 The deployment key may also be given in the {key_env} environment variable.
 """
 
-_STRING_FIELDS = (
-    "device_id", "user_id", "country", "city", "region", "dma", "language", "platform", "version", "os",
-    "device_manufacturer", "device_brand", "device_model", "carrier", "library", "ip_address",
-)
 _OBJECT_FIELDS = ("user_properties", "groups", "group_properties", "group_cohort_ids")
+_STRING_FIELDS = tuple(name for name in USER_CONTEXT_FIELDS if name not in _OBJECT_FIELDS + ("cohort_ids",))
 _USER_FIELDS = _STRING_FIELDS + _OBJECT_FIELDS + ("cohort_ids",)
 
 
@@ -291,6 +288,12 @@ def _load_user(args: argparse.Namespace) -> User:
     return User(**fields)
 
 
+def _warn_if_empty(user: User) -> None:
+    if not any(getattr(user, name) not in (None, "", {}, []) for name in _USER_FIELDS):
+        _err("warning: the user is empty (no ids, fields or properties): targeting and bucketing see nothing; "
+             "pass --user-id, --device-id, --prop or --user")
+
+
 def _compile(flags: List[Any], source: str) -> CompiledFlags:
     compiled = compile_flags(flags)
     for key, reason in compiled.skipped.items():
@@ -389,6 +392,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     user = _load_user(args)
     flags, source = _load_flags(args)
     compiled = _compile(flags, source)
+    _warn_if_empty(user)
     keys: Optional[List[str]] = list(dict.fromkeys(args.flag_keys)) if args.flag_keys else None
     details = evaluate_details(compiled, user, keys)
     if args.json:
@@ -400,7 +404,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     missing = [key for key in keys or () if details[key].reason == FLAG_NOT_FOUND]
     if missing:
         raise _not_found(missing, compiled, source)
-    skipped = [key for key in keys or () if details[key].reason == FLAG_SKIPPED]
+    # Malformed flags are bad input whether they were asked for by name or not (help: exit code 3).
+    skipped = [key for key in keys if details[key].reason == FLAG_SKIPPED] if keys else sorted(compiled.skipped)
     if skipped:
         raise CliError(EXIT_INPUT, f"malformed flag{'' if len(skipped) == 1 else 's'} in {source}: "
                                    f"{', '.join(map(repr, skipped))}")
@@ -411,6 +416,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     user = _load_user(args)
     flags, source = _load_flags(args)
     compiled = _compile(flags, source)
+    _warn_if_empty(user)
     explanation = explain(compiled, user, args.flag_key)
     if explanation.detail.reason == FLAG_NOT_FOUND:
         raise _not_found([args.flag_key], compiled, source)

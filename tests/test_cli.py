@@ -255,10 +255,11 @@ def test_evaluate_user_json_with_groups(run: Any, tmp_path: pathlib.Path) -> Non
 
 
 def test_evaluate_selected_flags_and_unknown_flags(run: Any, flags_file: str) -> None:
-    code, out, err = run("evaluate", "--flags", flags_file, "--flag", "legacy", "--flag", "dark-mode")
+    code, out, err = run("evaluate", "--flags", flags_file, "--flag", "legacy", "--flag", "dark-mode",
+                         "--user-id", "u1")
     assert (code, err) == (EXIT_OK, "")
     assert list(table(out)) == ["dark-mode", "legacy"]  # in evaluation order
-    code, out, err = run("evaluate", "--flags", flags_file, "--flag", "legacy", "dark-mod")
+    code, out, err = run("evaluate", "--flags", flags_file, "--flag", "legacy", "dark-mod", "--user-id", "u1")
     assert code == EXIT_NOT_FOUND
     assert table(out)["dark-mod"] == ["-", "-", "FLAG_NOT_FOUND", "-"]
     line = one_error_line(err)
@@ -286,7 +287,8 @@ def test_evaluate_flags_from_stdin(run: Any, monkeypatch: pytest.MonkeyPatch) ->
 def test_a_closed_pipe_ends_quietly(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps([on_flag(f"flag-{i}") for i in range(5000)]))
-    with subprocess.Popen([sys.executable, "-m", "amplitude_experiment", "evaluate", "--flags", str(path)],
+    with subprocess.Popen([sys.executable, "-m", "amplitude_experiment", "evaluate", "--flags", str(path),
+                           "--user-id", "u1"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         assert process.stdout.readline().split() == [b"FLAG", b"VARIANT", b"VALUE", b"REASON", b"SEGMENT"]
@@ -298,17 +300,26 @@ def test_a_closed_pipe_ends_quietly(tmp_path: pathlib.Path) -> None:
 def test_evaluate_no_flags(run: Any, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "empty.json"
     path.write_text("[]")
-    assert run("evaluate", "--flags", str(path)) == (EXIT_OK, "(no flags)\n", "")
-    assert run("evaluate", "--flags", str(path), "--json") == (EXIT_OK, "{}\n", "")
+    assert run("evaluate", "--flags", str(path), "--user-id", "u1") == (EXIT_OK, "(no flags)\n", "")
+    assert run("evaluate", "--flags", str(path), "--json", "--user-id", "u1") == (EXIT_OK, "{}\n", "")
+
+
+def test_an_empty_user_warns(run: Any, flags_file: str) -> None:
+    code, _, err = run("evaluate", "--flags", flags_file, "--flag", "legacy")
+    assert code == EXIT_OK
+    assert err == ("warning: the user is empty (no ids, fields or properties): targeting and bucketing see "
+                   "nothing; pass --user-id, --device-id, --prop or --user\n")
 
 
 def test_malformed_flags_are_reported_and_the_rest_evaluated(run: Any, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps([{"key": "broken", "segments": 3}, 7, on_flag("fine")]))
-    code, out, err = run("evaluate", "--flags", str(path))
-    assert code == EXIT_OK
+    code, out, err = run("evaluate", "--flags", str(path), "--user-id", "u1")
+    # --help: "3 bad input: ... a malformed flag", even when the flag was not asked for by name.
+    assert code == EXIT_INPUT
     assert list(table(out)) == ["fine"]
     assert "flag 'broken'" in err and "segments must be a list" in err and "'#1'" in err
+    assert err.splitlines()[-1].endswith("malformed flags in --flags file " + repr(str(path)) + ": '#1', 'broken'")
     code, out, err = run("evaluate", "--flags", str(path), "--flag", "broken")
     assert code == EXIT_INPUT
     assert table(out)["broken"][2] == "FLAG_SKIPPED"
@@ -346,7 +357,7 @@ def test_explain_live(run: Any, stand_in: AmplitudeStandIn) -> None:
 
 
 def test_explain_unknown_flag(run: Any, flags_file: str) -> None:
-    code, out, err = run("explain", "chekout", "--flags", flags_file)
+    code, out, err = run("explain", "chekout", "--flags", flags_file, "--user-id", "u1")
     assert (code, out) == (EXIT_NOT_FOUND, "")
     line = one_error_line(err)
     assert f"flag not found in --flags file {flags_file!r}: 'chekout' (did you mean 'checkout'?)" in line

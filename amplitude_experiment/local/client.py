@@ -52,6 +52,28 @@ def _warn_about_cohort_targeting(flags: CompiledFlags) -> None:
                        "User are used", ", ".join(targeting))
 
 
+def _check_arguments(user: Any, flag_keys: Any) -> None:
+    """Wrong argument types are programming errors: say so instead of returning defaults."""
+    if not isinstance(user, User):
+        raise TypeError(f"user must be an amplitude_experiment.User, not {type(user).__name__}; "
+                        "build one with User(user_id=..., device_id=..., user_properties={...})")
+    if flag_keys is not None and not isinstance(flag_keys, str):
+        try:
+            iter(flag_keys)
+        except TypeError:
+            raise TypeError(f"flag_keys must be a collection of flag keys or None, not {type(flag_keys).__name__}"
+                            ) from None
+
+
+def enable_debug_logging(target: logging.Logger) -> None:
+    """``debug=True``: log at DEBUG, and print to stderr when nothing else would show the lines."""
+    target.setLevel(logging.DEBUG)
+    if not target.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        target.addHandler(handler)
+
+
 def _after_fork_in_child(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
     client = client_ref()
     if client is None:
@@ -84,7 +106,7 @@ class LocalEvaluationClient:
         self.config = config if config is not None else LocalEvaluationConfig()
         self._logger = self.config.logger
         if self.config.debug:
-            self._logger.setLevel(logging.DEBUG)
+            enable_debug_logging(self._logger)
         self._state = _NEW
         self._lifecycle = threading.Lock()
         self._owns_session = self.config.session is None
@@ -145,6 +167,9 @@ class LocalEvaluationClient:
         starts (retrying with backoff) so that a caller who catches the error gets flags as soon
         as Amplitude is reachable.
 
+        ``start()`` after :meth:`stop` starts the client again (fresh threads and connections;
+        the flags it had are kept until the first update), as the official SDK allows.
+
         Raises:
             FetchError: no flags could be loaded (network, HTTP status or unusable body, and no
                 bootstrap or usable cache file).
@@ -153,9 +178,11 @@ class LocalEvaluationClient:
         with self._lifecycle:
             if self._state == _STARTED:
                 return
-            if self._state == _STOPPED:
-                raise RuntimeError("this client was stopped; create a new one")
+            restarting = self._state == _STOPPED
             self._state = _STARTED
+        if restarting:
+            self._renew_workers()
+            atexit.register(self._atexit_hook)
         for sender in self._senders:
             sender.start()
         try:
@@ -200,6 +227,26 @@ class LocalEvaluationClient:
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
 
+    def _renew_workers(self) -> None:
+        """Fresh HTTP session, fetcher, poller, stream, cohort sync and event senders.
+
+        Used after ``fork()`` and when a stopped client is started again. Flags and dedup
+        memory are kept; events still queued in the old senders are not carried over.
+        """
+        if self._owns_session:
+            self._session = requests.Session()  # the old one is closed (stop) or the parent's (fork)
+        else:
+            for adapter in self._session.adapters.values():
+                adapter.close()  # drop pooled connections that belong to another process or run
+        self._updater.reinit_after_fork(self._session)
+        if self._cohorts is not None:
+            self._cohorts.reinit_after_fork(self._session)
+        self._senders = []
+        for tracker, config in ((self._assignment, self.config.assignment_config),
+                                (self._exposure, self.config.exposure_config)):
+            if tracker is not None and config is not None:
+                tracker.reinit_after_fork(self._sender_for(config))
+
     def _reinit_after_fork(self) -> None:
         """Make a client inherited through ``fork()`` work in the child.
 
@@ -210,19 +257,8 @@ class LocalEvaluationClient:
         """
         self._pid = os.getpid()
         self._lifecycle = threading.Lock()
-        if self._owns_session:
-            self._session = requests.Session()  # the inherited one is abandoned, never closed here
-        else:
-            for adapter in self._session.adapters.values():
-                adapter.close()  # drop the parent's pooled connections from the user's session
-        self._updater.reinit_after_fork(self._session)
-        if self._cohorts is not None:
-            self._cohorts.reinit_after_fork(self._session)
-        old_senders, self._senders = self._senders, []
-        for tracker, config in ((self._assignment, self.config.assignment_config),
-                                (self._exposure, self.config.exposure_config)):
-            if tracker is not None and config is not None:
-                tracker.reinit_after_fork(self._sender_for(config))
+        old_senders = self._senders
+        self._renew_workers()
         if self._state == _STARTED:
             for sender in self._senders:
                 sender.start()
@@ -283,6 +319,7 @@ class LocalEvaluationClient:
             "off" variant) are included. Never raises because of flags, user data or network
             state; before the first successful download the result is empty.
         """
+        _check_arguments(user, flag_keys)
         snapshot = self._store.current
         if snapshot is None:
             results: Dict[str, Variant] = {}
@@ -311,6 +348,7 @@ class LocalEvaluationClient:
         Requested flags that give no variant are included with their reason (``NO_VARIANT``,
         ``FLAG_NOT_FOUND``, ``FLAG_SKIPPED``, or ``NOT_READY`` before the first flags).
         """
+        _check_arguments(user, flag_keys)
         snapshot = self._store.current
         try:
             return evaluate_details(snapshot.flags if snapshot else None, self._with_cohorts(user, snapshot), flag_keys)
@@ -323,6 +361,9 @@ class LocalEvaluationClient:
 
         ``print(client.explain(user, "my-flag"))`` shows why the user got their variant.
         """
+        _check_arguments(user, None)
+        if not isinstance(flag_key, str):
+            raise TypeError(f"flag_key must be a str, not {type(flag_key).__name__}")
         snapshot = self._store.current
         if snapshot is None:
             return None

@@ -123,8 +123,64 @@ def test_stop_is_prompt_idempotent_and_evaluation_still_answers(server: Amplitud
     assert not any(t.name.startswith("amplitude_experiment") and t.is_alive() for t in threading.enumerate()
                    if t.name == "amplitude_experiment-poller")
     assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
-    with pytest.raises(RuntimeError, match="stopped"):
+
+
+def test_start_after_stop_restarts_the_client(server: AmplitudeStandIn) -> None:
+    # The official SDK lets a stopped client be started again; FastAPI lifespans under pytest
+    # do exactly that with the client Experiment.initialize_local hands back.
+    client = make_client(server)
+    client.start()
+    client.stop()
+    server.set_flags([targeted_flag("after-restart", ...)])
+    client.start()
+    try:
+        assert keys(client.evaluate_v2(User(user_id="u"))) == {"after-restart": "on"}
+        assert len(server.requests("flags")) == 2
+        assert any(t.name == "amplitude_experiment-poller" and t.is_alive() for t in threading.enumerate())
+    finally:
+        client.stop()
+
+
+def test_initialize_local_after_stop_hands_back_a_client_that_starts(server: AmplitudeStandIn) -> None:
+    config = LocalEvaluationConfig(server_url=server.url, flag_config_polling_interval_millis=60_000)
+    for _ in range(2):  # two "app lifespans" in one process
+        client = Experiment.initialize_local("server-key", config)
         client.start()
+        assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
+        client.stop()
+    assert Experiment.initialize_local("server-key") is client
+    assert len(server.requests("flags")) == 2
+
+
+@pytest.mark.parametrize("user", [{"user_id": "u"}, "u", None, 42])
+def test_a_user_of_the_wrong_type_is_a_programming_error(server: AmplitudeStandIn, user: Any) -> None:
+    with make_client(server) as client:
+        with pytest.raises(TypeError, match=f"user must be an amplitude_experiment.User, not {type(user).__name__}"):
+            client.evaluate_v2(user)
+        with pytest.raises(TypeError, match="amplitude_experiment.User"), \
+                pytest.warns(DeprecationWarning):
+            client.evaluate(user)
+        with pytest.raises(TypeError, match="amplitude_experiment.User"):
+            client.evaluate_details(user)
+        with pytest.raises(TypeError, match="amplitude_experiment.User"):
+            client.explain(user, "pro-only")
+
+
+@pytest.mark.parametrize("flag_keys", [5, 1.5, object()])
+def test_non_iterable_flag_keys_are_a_programming_error(server: AmplitudeStandIn, flag_keys: Any) -> None:
+    with make_client(server) as client:
+        with pytest.raises(TypeError, match="flag_keys must be a collection of flag keys or None"):
+            client.evaluate_v2(User(user_id="u"), flag_keys)
+
+
+def test_flag_keys_may_be_any_iterable_or_a_single_key(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        user = User(user_id="u")
+        assert keys(client.evaluate_v2(user, ["pro-only"])) == {"pro-only": "off"}
+        assert keys(client.evaluate_v2(user, ("pro-only",))) == {"pro-only": "off"}
+        assert keys(client.evaluate_v2(user, iter(["undeployed"]))) == {"undeployed": "on"}
+        assert keys(client.evaluate_v2(user, "pro-only")) == {"pro-only": "off"}
+        assert client.evaluate_v2(user, []) == {}
 
 
 def test_start_twice_downloads_once(server: AmplitudeStandIn) -> None:
@@ -200,4 +256,6 @@ def test_config_errors_name_the_field(kwargs: Dict[str, Any], message: str) -> N
 def test_bad_deployment_keys_are_refused_without_echoing_them(key: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         LocalEvaluationClient(key)
-    assert key.strip() == "" or key.strip() not in str(caught.value)
+    expected = ("api_key (the deployment key) must be a non-empty string" if not key else
+                "api_key (the deployment key) contains whitespace or control characters")
+    assert str(caught.value) == expected
