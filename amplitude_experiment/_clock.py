@@ -32,5 +32,8 @@ class Clock:
         """
         return event.wait(timeout)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
 
 SYSTEM_CLOCK = Clock()
