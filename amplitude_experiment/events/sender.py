@@ -2,19 +2,24 @@
 
 Producers call :meth:`EventSender.enqueue` (O(1), never blocks, never raises). A daemon thread
 sends a batch whenever ``flush_queue_size`` events wait or ``flush_interval`` passes, and
-handles every response Amplitude's HTTP API can give (design.md §3):
+handles every answer Amplitude's HTTP V2 API documents (design.md §3):
 
 - 200: delivered.
-- 400 naming events (invalid, missing fields, silenced): those are dropped, the rest resent.
-  A 400 that names none rejects the whole payload: dropped.
-- 413: the batch is split in halves and resent; a single event too large is dropped.
-- 429, 5xx, timeouts, connection errors: resent after exponential backoff with jitter, up to
+- 400 naming events (``events_with_invalid_id_lengths``, ``events_with_missing_fields``,
+  ``events_with_invalid_fields``, ``silenced_events``): exactly those are dropped, counted per
+  reason, and the rest is resent at once. A 400 with ``missing_field``, an ``Invalid API key``
+  error, or naming no event rejects the request as such: the batch is dropped (logged once at
+  ERROR with the fix for the first two).
+- 413, or a body over the byte limit: the batch is split in halves; one event too large is dropped.
+- 429: events over the daily quota are dropped; throttled ones are resent after backoff, the
+  others at once.
+- 408, 5xx, timeouts, connection errors: resent after backoff (``Retry-After`` honoured), up to
   ``max_retries`` times, then dropped.
-- any other status (e.g. 401 for a bad API key): dropped.
+- any other status (e.g. 404 for a wrong URL): dropped.
 
 Resending is safe because every event carries its ``insert_id``. Every event ends either sent
 or dropped with a reason; both are counted, drops are logged, and the optional callback hears
-about each one.
+about each one. All waiting goes through an injectable :class:`~amplitude_experiment._clock.Clock`.
 """
 
 from __future__ import annotations
@@ -23,27 +28,34 @@ import collections
 import json
 import logging
 import threading
-import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 
 import requests
+import urllib3
 from cachetools import LRUCache
 
 from .._backoff import Backoff
-from ..version import LIBRARY
+from .._clock import SYSTEM_CLOCK, Clock
+from .._http import parse_retry_after
+from ..version import USER_AGENT
+from .answers import Rejection, Throttling
 from .stats import Counter, ReasonCounters
 
-logger = logging.getLogger("amplitude_experiment.events")
+_logger = logging.getLogger("amplitude_experiment.events")
 
 EventCallback = Callable[[Dict[str, Any], int, Optional[str]], None]
 
 # Statuses worth retrying: the payload may well succeed later.
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-# Amplitude's HTTP API accepts at most 2000 events and 1 MB per request (20 MB on /batch).
+#: Amplitude's HTTP V2 API accepts at most 2000 events and 1 MB per request (20 MB on /batch).
 MAX_EVENTS_PER_REQUEST = 2000
 MAX_PAYLOAD_BYTES = 1_000_000
 MAX_BATCH_PAYLOAD_BYTES = 20_000_000
-_WARN_INTERVAL = 10.0  # seconds between two "queue full" warnings
+#: ``stop(timeout)`` returns within ``timeout + STOP_MARGIN`` seconds: the margin lets the last
+#: request started before the deadline finish, so that what was counted is what Amplitude got.
+STOP_MARGIN = 0.5
+_WARN_INTERVAL = 10.0  # seconds between two warnings of the same kind
+_DEFAULT_MIN_ID_LENGTH = 5  # Amplitude's, when the request sets no options.min_id_length
 
 
 class PendingEvent(Protocol):
@@ -67,48 +79,68 @@ encode_event: Callable[[Any], str] = json.JSONEncoder(
 ).encode
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates can only sit inside JSON strings: written as \\uXXXX escapes they stay
+        # valid JSON and valid UTF-8, so one odd string cannot make Amplitude reject the batch.
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _maybe_received(error: requests.RequestException) -> bool:
+    """Whether a failed POST may still have reached Amplitude (it was sent, but no answer came)."""
+    if isinstance(error, requests.ReadTimeout):
+        return True
+    if not isinstance(error, requests.ConnectionError) or isinstance(error, requests.ConnectTimeout):
+        return False
+    cause: Any = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError names what failed
+    return not isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
 class _Outcome:
-    __slots__ = ("status", "body", "error", "retry_after")
+    __slots__ = ("status", "body", "error", "retry_after", "maybe_received")
 
     def __init__(self, status: int, body: Any = None, error: Optional[str] = None,
-                 retry_after: Optional[float] = None) -> None:
+                 retry_after: Optional[float] = None, maybe_received: bool = False) -> None:
         self.status = status  # 0 for a network error
         self.body = body
         self.error = error
         self.retry_after = retry_after
+        self.maybe_received = maybe_received  # no answer, but the request may have arrived
+
+    def describe(self) -> str:
+        if self.status == 0:
+            return self.error or "network error"
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        if isinstance(error, str) and not error.startswith("Invalid API key"):  # that one echoes the key
+            return f"HTTP {self.status} ({error[:200]})"
+        return f"HTTP {self.status}"
 
 
-def _indexes_named(body: Any, size: int) -> Set[int]:
-    """Event indexes a 400 body reports as invalid, missing fields or silenced."""
-    named: Set[int] = set()
-    if not isinstance(body, dict):
-        return named
-    groups: List[Any] = []
-    for field in ("events_with_invalid_fields", "events_with_missing_fields"):
-        by_field = body.get(field)
-        if isinstance(by_field, dict):
-            groups.extend(by_field.values())
-    groups.append(body.get("silenced_events"))
-    for group in groups:
-        if isinstance(group, list):
-            named.update(i for i in group if isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size)
-    return named
+class _Attempt:
+    """A batch to post, after ``wait`` seconds when it is a retry (``failures`` > 0)."""
 
+    __slots__ = ("events", "failures", "wait", "outcome")
 
-def _retry_after(response: requests.Response) -> Optional[float]:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    def __init__(self, events: List[_Ready], failures: int = 0, wait: float = 0.0,
+                 outcome: Optional[_Outcome] = None) -> None:
+        self.events = events
+        self.failures = failures
+        self.wait = wait
+        self.outcome = outcome
 
 
 class EventSender:
     """Queues events and delivers them in batches from a daemon thread.
 
+    Thread-safe: any thread may call :meth:`enqueue`; :meth:`start`, :meth:`flush` and
+    :meth:`stop` are meant for the owner.
+
     Args:
         session: the ``requests.Session`` to post with (owned by the caller).
-        url: the ingestion endpoint (``…/2/httpapi`` or ``…/batch``).
+        url: the full ingestion URL (``…/2/httpapi`` or ``…/batch``).
         api_key: the analytics API key (sent in the body, never logged).
         flush_queue_size: batch size, and how many waiting events trigger a send.
         flush_interval: seconds after which waiting events are sent anyway.
@@ -119,7 +151,19 @@ class EventSender:
         timeout: connect/read timeout of one POST, in seconds.
         dedup_capacity: recent insert_ids remembered so that no insert_id is sent twice.
         name: the thread name.
+        clock: time and waits (tests pass ``amplitude_experiment.testing.ManualClock``).
+        logger: where messages go (default ``amplitude_experiment.events``).
     """
+
+    # Slots keep attribute reads on the enqueue path fast (an instance dict this large is not).
+    __slots__ = (
+        "_session", "url", "destination", "max_payload_bytes", "batch_size", "flush_interval", "max_retries",
+        "max_queue_size", "min_id_length", "_body_prefix", "_callback", "_timeout", "_name", "_clock", "_log",
+        "backoff", "_queue", "_wake", "_stopping", "_abort", "_idle", "_flush_requested", "_in_flight",
+        "_deadline", "_stop_timeout", "_cycle_seconds", "_thread", "_sent_ids", "enqueued", "sent", "retried",
+        "duplicates", "dropped", "_warn_lock", "_abandon_lock", "_last_unqueued_warning", "_warned_unqueued",
+        "_last_warning", "_suppressed", "_errors_logged",
+    )
 
     def __init__(
         self,
@@ -136,31 +180,39 @@ class EventSender:
         timeout: Tuple[float, float] = (5.0, 15.0),
         dedup_capacity: int = 65536,
         name: str = "amplitude_experiment-events",
+        clock: Clock = SYSTEM_CLOCK,
+        logger: Optional[logging.Logger] = None,
     ) -> None:
         self._session = session
         self.url = url
         self.destination = (url, api_key, min_id_length)
         self.max_payload_bytes = MAX_BATCH_PAYLOAD_BYTES if url.rstrip("/").endswith("/batch") else MAX_PAYLOAD_BYTES
-        self.batch_size = flush_queue_size
+        self.batch_size = min(flush_queue_size, MAX_EVENTS_PER_REQUEST)
         self.flush_interval = flush_interval
         self.max_retries = max_retries
         self.max_queue_size = max_queue_size
+        self.min_id_length = min_id_length
         options = f',"options":{{"min_id_length":{encode_event(min_id_length)}}}' if min_id_length is not None else ""
         # Every request body is this prefix, the events' JSON joined by commas, and "]}".
-        self._body_prefix = f'{{"api_key":{encode_event(api_key)}{options},"events":['.encode("utf-8", "surrogatepass")
+        self._body_prefix = _utf8(f'{{"api_key":{encode_event(api_key)}{options},"events":[')
         self._callback = callback
         self._timeout = timeout
         self._name = name
-        #: Waits between resends; replaceable (tests use a fast one).
-        self.backoff = Backoff(base=0.5, cap=30.0, max_attempts=max_retries + 1)
+        self._clock = clock
+        self._log = logger if logger is not None else _logger
+        #: Waits between resends; replaceable (tests use a deterministic one).
+        self.backoff = Backoff(base=0.5, cap=30.0)
 
         self._queue: Deque[PendingEvent] = collections.deque()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a batch is due, a flush was asked for, or stop()
         self._stopping = threading.Event()
+        self._abort = threading.Event()  # stop() gave up waiting: end every wait now
         self._idle = threading.Condition()
         self._flush_requested = 0
         self._in_flight = 0
         self._deadline: Optional[float] = None
+        self._stop_timeout: Optional[float] = None
+        self._cycle_seconds = 0.0  # how long the last batch took (build + post), for stop()
         self._thread: Optional[threading.Thread] = None
         self._sent_ids: "LRUCache[str, bool]" = LRUCache(maxsize=dedup_capacity)
 
@@ -169,8 +221,13 @@ class EventSender:
         self.retried = Counter()
         self.duplicates = Counter()
         self.dropped = ReasonCounters()
-        self._last_warning = 0.0
-        self._unwarned_drops = 0
+        self._warn_lock = threading.Lock()
+        self._abandon_lock = threading.Lock()
+        self._last_unqueued_warning = float("-inf")
+        self._warned_unqueued: Dict[str, int] = {}
+        self._last_warning: Dict[str, float] = {}
+        self._suppressed: Dict[str, int] = {}
+        self._errors_logged: Set[str] = set()
 
     # -- producer side (any thread) -------------------------------------------------------------
 
@@ -178,10 +235,10 @@ class EventSender:
         """Queue an event for delivery; False (and counted) if the queue is full or stopped."""
         queue = self._queue
         if self._stopping.is_set():
-            self._drop_unsent("stopped", 1)
+            self._drop_unqueued("stopped")
             return False
         if len(queue) >= self.max_queue_size:
-            self._drop_unsent("queue_full", 1)
+            self._drop_unqueued("queue_full")
             return False
         queue.append(item)
         self.enqueued.increment()
@@ -189,40 +246,63 @@ class EventSender:
             self._wake.set()
         return True
 
-    def _drop_unsent(self, reason: str, n: int) -> None:
-        self.dropped.add(reason, n)
-        self._unwarned_drops += n
-        now = time.monotonic()
-        if now - self._last_warning >= _WARN_INTERVAL:
-            logger.warning("Dropped %d event(s) that could not be queued (%s); queue holds %d of at most %d",
-                           self._unwarned_drops, reason, len(self._queue), self.max_queue_size)
-            self._last_warning = now
-            self._unwarned_drops = 0
+    def _drop_unqueued(self, reason: str) -> None:
+        self.dropped.add(reason)
+        now = self._clock.monotonic()
+        if now - self._last_unqueued_warning >= _WARN_INTERVAL:
+            self._report_unqueued(now)
+
+    def _report_unqueued(self, now: float, force: bool = False) -> None:
+        """Warn with how many events could not be queued since the previous such warning."""
+        if not self._warn_lock.acquire(blocking=False):
+            return  # another thread is warning right now
+        try:
+            if not force and now - self._last_unqueued_warning < _WARN_INTERVAL:
+                return
+            for reason in ("queue_full", "stopped"):
+                total = self.dropped.get(reason)
+                since = total - self._warned_unqueued.get(reason, 0)
+                if since <= 0:
+                    continue
+                self._warned_unqueued[reason] = total
+                self._last_unqueued_warning = now
+                if reason == "queue_full":
+                    self._log.warning(
+                        "Dropped %d event(s) since the last warning (%d in all): the event queue is full "
+                        "(%d events) because events are made faster than %s takes them; new events are "
+                        "dropped until it drains", since, total, self.max_queue_size, self.url)
+                else:
+                    self._log.warning("Dropped %d event(s) tracked after stop() since the last warning (%d in all)",
+                                      since, total)
+        finally:
+            self._warn_lock.release()
 
     @property
     def queue_depth(self) -> int:
+        """Events waiting to be sent."""
         return len(self._queue)
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
+        """Whether the sending thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
+        """Start the sending thread (again after :meth:`stop`). Idempotent."""
         if self.running:
             return
         self._stopping.clear()
+        self._abort.clear()
+        self._deadline = None
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
-        """Send everything queued now; wait up to ``timeout`` s. True if the queue drained."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Send everything queued now; wait up to ``timeout`` s (on the clock). True if all was handled."""
+        clock = self._clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         with self._idle:
             self._flush_requested += 1
         self._wake.set()
@@ -230,53 +310,66 @@ class EventSender:
             return not self._queue
         with self._idle:
             while self._queue or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                if deadline is not None and clock.monotonic() >= deadline:
                     return False
-                self._idle.wait(remaining if remaining is None else min(remaining, 0.1))
+                self._idle.wait(0.05)
         return True
 
     def stop(self, timeout: Optional[float] = 10.0) -> None:
-        """Flush what is queued within ``timeout`` seconds, then stop the thread.
+        """Send what is queued within ``timeout`` seconds, then stop the thread.
 
-        Events not delivered by then are dropped with reason ``"shutdown"`` and logged. Never
-        waits longer than ``timeout`` (a stalled socket or DNS lookup included).
+        Returns within ``timeout + STOP_MARGIN`` seconds (0.5 s), whatever the network does: no
+        request starts after the deadline, and the last one started may use the margin to
+        finish, so that :meth:`stats` then counts exactly what Amplitude acknowledged. Events
+        not delivered by then are dropped with reason ``"shutdown"`` (``"unconfirmed"`` for a
+        request that got no answer in time: Amplitude may or may not have them) and logged.
+        Idempotent.
         """
-        began = time.monotonic()
-        self._deadline = None if timeout is None else began + timeout
+        if timeout is not None:
+            timeout = max(0.0, timeout)
+        self._stop_timeout = timeout
+        self._deadline = None if timeout is None else self._clock.monotonic() + timeout
         self._stopping.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        left = len(self._queue)
-        if left:
-            self._drop_queued(self._take(left), began + (timeout or 0.0) + 0.5)
-        if left or self._in_flight:
-            logger.warning("Stopped with %d event(s) undelivered and %d still in flight after %.1f s",
-                           left, self._in_flight, time.monotonic() - began)
+            if thread.is_alive():
+                # Past the deadline no batch starts: what is queued is dropped now, and the
+                # request on the wire gets the margin to finish.
+                self._abandon_queue()
+                thread.join(STOP_MARGIN)
+            if thread.is_alive():
+                self._abort.set()  # a wait or a stalled request outlived the bound: end it
+        self._abandon_queue()
+        self._report_unqueued(self._clock.monotonic(), force=True)
+        if self._in_flight:
+            self._log.warning("stop() returned with %d event(s) still on their way to %s; they are counted when "
+                              "their request ends", self._in_flight, self.url)
 
-    def _drop_queued(self, items: List[PendingEvent], callback_deadline: float) -> None:
-        """Account for events that stop() could not deliver (the callback hears of each, time allowing)."""
+    def _abandon_queue(self) -> None:
+        """Count (and tell the callback about) what stop() could not send."""
+        with self._abandon_lock:  # stop() and the thread may both get here: one takes it all
+            items = self._take(len(self._queue))
+        if not items:
+            return
+        self._log.warning("Dropped %d queued event(s) not sent to %s before stop(timeout=%s) ran out (reason "
+                          "shutdown)", len(items), self.url, self._stop_timeout)
         self.dropped.add("shutdown", len(items))
         if self._callback is None:
             return
         message = "not delivered before stop()"
+        bound = None if self._deadline is None else self._deadline + STOP_MARGIN
         for index, item in enumerate(items):
-            if time.monotonic() >= callback_deadline:
-                logger.warning("No callback for %d undelivered event(s): stop() ran out of time",
-                               len(items) - index)
+            if bound is not None and self._clock.monotonic() >= bound:
+                self._log.warning("No callback for %d undelivered event(s): stop() ran out of time",
+                                  len(items) - index)
                 return
             try:
-                self._callback(item.build(), 0, message)
-            except Exception:  # noqa: BLE001
-                logger.exception("Event callback raised")
-
-    def discard_queue(self) -> int:
-        """Forget every queued event without sending it (used in a forked child)."""
-        n = len(self._queue)
-        self._queue.clear()
-        return n
+                event = item.build()
+            except Exception:  # noqa: BLE001 - an unbuildable event has no dict to report
+                continue
+            self._call_back(event, 0, message)
 
     # -- the sending thread ---------------------------------------------------------------------
 
@@ -286,41 +379,57 @@ class EventSender:
         for _ in range(min(n, len(queue))):
             try:
                 taken.append(queue.popleft())
-            except IndexError:
+            except IndexError:  # stop() took the rest concurrently
                 break
         return taken
 
     def _run(self) -> None:
-        next_flush = time.monotonic() + self.flush_interval
+        clock = self._clock
+        next_flush = clock.monotonic() + self.flush_interval
         while True:
-            self._wake.wait(max(0.0, next_flush - time.monotonic()))
+            clock.wait(self._wake, max(0.0, next_flush - clock.monotonic()))
             self._wake.clear()
             stopping = self._stopping.is_set()
+            now = clock.monotonic()
             with self._idle:
-                flush_all = self._flush_requested > 0 or stopping or time.monotonic() >= next_flush
+                flush_all = self._flush_requested > 0 or stopping or now >= next_flush
                 self._flush_requested = 0
             try:
                 self._drain(flush_all)
             except Exception:  # noqa: BLE001 - the sender must outlive any bug in one batch
-                logger.exception("Unexpected error in the event sender; continuing")
+                self._log.exception("Unexpected error in the event sender; continuing")
             if flush_all:
-                next_flush = time.monotonic() + self.flush_interval
+                next_flush = clock.monotonic() + self.flush_interval
+            if now - self._last_unqueued_warning >= _WARN_INTERVAL:
+                self._report_unqueued(now)
             with self._idle:
                 self._idle.notify_all()
             if stopping:
+                self._abandon_queue()
                 return
 
+    def _time_for_another_batch(self) -> bool:
+        """While stopping: start a batch only if it should end within the deadline plus the margin."""
+        if self._abort.is_set():
+            return False
+        if self._deadline is None:
+            return True
+        left = self._deadline - self._clock.monotonic()
+        return left > 0 and self._cycle_seconds <= left + STOP_MARGIN / 2
+
     def _drain(self, flush_all: bool) -> None:
+        clock = self._clock
         while self._queue and (flush_all or len(self._queue) >= self.batch_size):
-            if self._past_deadline():
+            if self._stopping.is_set() and not self._time_for_another_batch():
                 return
             # A backlog (a burst, or a sender starved of CPU by busy request threads) goes out in
             # requests as large as Amplitude accepts, so the queue drains instead of overflowing.
             backlog = len(self._queue)
             size = self.batch_size if backlog < 2 * self.batch_size else min(backlog, MAX_EVENTS_PER_REQUEST)
-            items = self._take(max(size, self.batch_size))
+            began = clock.monotonic()
+            items = self._take(size)
             with self._idle:
-                self._in_flight = len(items)
+                self._in_flight += len(items)
             try:
                 events = self._build(items)
                 if events:
@@ -329,6 +438,7 @@ class EventSender:
                 with self._idle:
                     self._in_flight = 0
                     self._idle.notify_all()
+            self._cycle_seconds = clock.monotonic() - began
 
     def _build(self, items: Sequence[PendingEvent]) -> List[_Ready]:
         """Each item as (insert_id, JSON bytes); one that cannot be built or encoded is dropped."""
@@ -341,15 +451,18 @@ class EventSender:
                 else:
                     event = item.build()
                     insert_id, text = event.get("insert_id"), encode_event(event)
-                data = text.encode("utf-8", "surrogatepass")
+                data = _utf8(text)
             except Exception as exc:  # noqa: BLE001 - one bad event must not cost the batch
-                logger.exception("Could not build an event; dropping it")
+                self._warn("build_error", "Dropped an event that cannot be sent as JSON (%s: %s)",
+                           type(exc).__name__, exc)
                 self.dropped.add("build_error")
+                self._settle(1)
                 self._tell_unbuildable(item, exc)
                 continue
             if insert_id is not None:
                 if insert_id in self._sent_ids:
                     self.duplicates.increment()
+                    self._settle(1)
                     continue
                 self._sent_ids[insert_id] = True
             ready.append((insert_id, data))
@@ -363,121 +476,253 @@ class EventSender:
             event = item.build()
         except Exception:  # noqa: BLE001 - already logged
             return
-        try:
-            self._callback(event, 0, f"event could not be encoded: {error.__class__.__name__}: {error}")
-        except Exception:  # noqa: BLE001 - a user's callback must not stop delivery
-            logger.exception("Event callback raised")
-
-    def _past_deadline(self) -> bool:
-        return self._deadline is not None and time.monotonic() >= self._deadline
+        self._call_back(event, 0, f"event could not be encoded: {error.__class__.__name__}: {error}")
 
     def _encode(self, events: List[_Ready]) -> bytes:
         return b"".join((self._body_prefix, b",".join([data for _, data in events]), b"]}"))
 
     def _post(self, body: bytes) -> _Outcome:
         timeout = self._timeout
-        if self._deadline is not None:  # never outlive stop()'s bound by much
-            left = max(0.1, self._deadline - time.monotonic())
-            timeout = (min(timeout[0], left), min(timeout[1], left))
+        if self._deadline is not None:  # stopping: end by the deadline plus (most of) the margin
+            budget = max(0.05, self._deadline + STOP_MARGIN * 0.8 - self._clock.monotonic())
+            timeout = (min(timeout[0], budget), min(timeout[1], budget))
         try:
             response = self._session.post(self.url, data=body,
                                           headers={"Content-Type": "application/json", "Accept": "*/*",
-                                                   "User-Agent": LIBRARY},
+                                                   "User-Agent": USER_AGENT},
                                           timeout=timeout)
         except requests.RequestException as exc:
-            return _Outcome(0, error=f"{exc.__class__.__name__}: {exc}")
+            return _Outcome(0, error=f"{exc.__class__.__name__}", maybe_received=_maybe_received(exc))
         try:
             try:
                 answer = response.json()
             except ValueError:
                 answer = None
-            return _Outcome(response.status_code, answer, retry_after=_retry_after(response))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now=self._clock.time())
+            return _Outcome(response.status_code, answer, retry_after=retry_after)
         finally:
             response.close()
 
+    # -- one batch, every documented answer ------------------------------------------------------
+
     def _deliver(self, events: List[_Ready]) -> None:
-        failures = 0
-        while events:
-            body = self._encode(events)
+        attempts = [_Attempt(events)]
+        while attempts:
+            attempt = attempts.pop()
+            if attempt.failures and not self._wait_to_retry(attempt):
+                continue
+            body = self._encode(attempt.events)
             if len(body) > self.max_payload_bytes:  # Amplitude would answer 413: split without asking
-                if len(events) == 1:
-                    self._finish(events, 413, "event too large for the ingestion API", reason="too_large")
-                    return
-                half = len(events) // 2
-                self._deliver(events[:half])
-                self._deliver(events[half:])
-                return
+                self._split(attempt.events, attempts)
+                continue
             outcome = self._post(body)
             status = outcome.status
             if status == 200:
-                self._finish(events, 200, "Event sent successfully.", sent=True)
-                return
-            if status == 400:
-                named = _indexes_named(outcome.body, len(events))
-                if not named:
-                    self._finish(events, 400, f"payload rejected: {self._describe(outcome)}", reason="invalid")
-                    return
-                bad = [e for i, e in enumerate(events) if i in named]
-                self._finish(bad, 400, f"event rejected: {self._describe(outcome)}", reason="invalid")
-                events = [e for i, e in enumerate(events) if i not in named]
-                continue
-            if status == 413:
-                if len(events) == 1:
-                    self._finish(events, 413, "event too large for the ingestion API", reason="too_large")
-                    return
-                half = len(events) // 2
-                self._deliver(events[:half])
-                self._deliver(events[half:])
-                return
-            if status == 0 or status in _RETRYABLE:
-                failures += 1
-                if failures > self.max_retries:
-                    self._finish(events, status, f"gave up after {failures} attempts: {self._describe(outcome)}",
-                                 reason="max_retries")
-                    return
-                wait = self.backoff.delay(failures, outcome.retry_after)
-                if self._deadline is not None:
-                    left = self._deadline - time.monotonic()
-                    if left <= wait:
-                        self._finish(events, status, f"not delivered before stop(): {self._describe(outcome)}",
-                                     reason="shutdown")
-                        return
-                logger.debug("Event batch of %d failed (%s); retry %d in %.2f s", len(events),
-                             self._describe(outcome), failures, wait)
-                self.retried.increment()
-                if self._stopping.wait(wait) and self._deadline is None:
-                    pass  # stopping without a deadline: keep retrying until done
-                continue
-            self._finish(events, status, f"rejected: {self._describe(outcome)}", reason="rejected")
+                self._finish(attempt.events, 200, "Event sent successfully.", sent=True)
+            elif status == 400:
+                self._rejected(attempt, outcome, attempts)
+            elif status == 413:
+                self._split(attempt.events, attempts)
+            elif status == 429:
+                self._throttled(attempt, outcome, attempts)
+            elif status == 0 or status in _RETRYABLE:
+                self._retry_later(attempt.events, attempt.failures, outcome, attempts)
+            else:
+                self._warn(f"status-{status}", "Dropped %d event(s): %s answered %s, which is not retried; check "
+                           "the ingestion URL (AssignmentConfig(server_url=...))", len(attempt.events), self.url,
+                           outcome.describe())
+                self._finish(attempt.events, status, f"rejected: {outcome.describe()}", reason="rejected")
+
+    def _split(self, events: List[_Ready], attempts: List[_Attempt]) -> None:
+        """The one 413 path: halve the batch (the first half goes first); drop a lone event."""
+        if len(events) == 1:
+            self._warn("too_large", "Dropped 1 event larger than %s accepts in one request (%d bytes at most)",
+                       self.url, self.max_payload_bytes)
+            self._finish(events, 413, "event too large for the ingestion API", reason="too_large")
             return
+        half = len(events) // 2
+        attempts.append(_Attempt(events[half:]))
+        attempts.append(_Attempt(events[:half]))
+
+    def _rejected(self, attempt: _Attempt, outcome: _Outcome, attempts: List[_Attempt]) -> None:
+        events = attempt.events
+        rejection = Rejection(outcome.body, len(events))
+        if rejection.reason == "invalid_api_key":
+            self._error_once("invalid_api_key", "Amplitude rejected the analytics API key (HTTP 400 from %s): %d "
+                             "event(s) dropped, and every later batch will be too. Fix: pass your Amplitude "
+                             "project's API key as AssignmentConfig(api_key=...) / ExposureConfig(api_key=...)",
+                             self.url, len(events))
+            self._finish(events, 400, "rejected: Invalid API key", reason="invalid_api_key")
+            return
+        if rejection.reason == "missing_field":
+            self._error_once("missing_field", "Amplitude rejected a request for missing field %r (HTTP 400 from "
+                             "%s): %d event(s) dropped. Fix: check that AssignmentConfig(server_url=...) is "
+                             "Amplitude's ingestion URL and that no proxy rewrites the body; otherwise please "
+                             "report this bug", rejection.missing_field, self.url, len(events))
+            self._finish(events, 400, f"rejected: missing field {rejection.missing_field}", reason="missing_field")
+            return
+        if rejection.reason is not None:
+            self._warn("bad_request", "Dropped %d event(s): %s answered %s naming no event, so the whole request "
+                       "was rejected", len(events), self.url, outcome.describe())
+            self._finish(events, 400, f"payload rejected: {outcome.describe()}", reason="bad_request")
+            return
+        by_reason: Dict[str, List[_Ready]] = {}
+        rest: List[_Ready] = []
+        for index, event in enumerate(events):
+            reason = rejection.named.get(index)
+            if reason is None:
+                rest.append(event)
+            else:
+                by_reason.setdefault(reason, []).append(event)
+        for reason, dropped in sorted(by_reason.items()):
+            fields = ", ".join(sorted(rejection.fields.get(reason, ())))
+            self._warn_rejected(reason, fields, len(dropped), len(rest))
+            self._finish(dropped, 400, f"event rejected ({reason}{': ' + fields if fields else ''}): "
+                         f"{outcome.describe()}", reason=reason)
+        if rest:
+            attempts.append(_Attempt(rest, attempt.failures))
+
+    def _warn_rejected(self, reason: str, fields: str, dropped: int, rest: int) -> None:
+        if reason == "invalid_id_length":
+            minimum = self.min_id_length if self.min_id_length is not None else _DEFAULT_MIN_ID_LENGTH
+            self._warn(reason, "Dropped %d event(s): %s rejected their %s as shorter than %d characters (HTTP 400); "
+                       "resending the other %d. Fix: use longer ids, or accept short ones with "
+                       "AssignmentConfig(min_id_length=...) / ExposureConfig(min_id_length=...)",
+                       dropped, self.url, fields or "user_id/device_id", minimum, rest)
+        elif reason == "silenced":
+            self._warn(reason, "Dropped %d event(s) from devices Amplitude silenced (HTTP 400 from %s); resending "
+                       "the other %d", dropped, self.url, rest)
+        else:
+            self._warn(reason, "Dropped %d event(s): %s reported %s %s (HTTP 400); resending the other %d",
+                       dropped, self.url, reason.replace("_", " "), fields, rest)
+
+    def _throttled(self, attempt: _Attempt, outcome: _Outcome, attempts: List[_Attempt]) -> None:
+        events = attempt.events
+        throttling = Throttling(outcome.body, len(events))
+        ids = [self._ids(data) for _, data in events] if throttling.needs_ids else None
+        over_quota: List[_Ready] = []
+        throttled: List[_Ready] = []
+        free: List[_Ready] = []
+        for index, event in enumerate(events):
+            user_id, device_id = ids[index] if ids is not None else (None, None)
+            if throttling.over_quota(user_id, device_id):
+                over_quota.append(event)
+            elif throttling.throttled(index, user_id, device_id):
+                throttled.append(event)
+            else:
+                free.append(event)
+        if over_quota:
+            self._warn("daily_quota", "Dropped %d event(s) of users or devices over Amplitude's daily quota "
+                       "(HTTP 429 from %s)", len(over_quota), self.url)
+            self._finish(over_quota, 429, "daily quota exceeded", reason="daily_quota")
+        if throttled:
+            self._retry_later(throttled, attempt.failures, outcome, attempts)
+        if free:  # not throttled themselves: resent at once (popped before the throttled ones)
+            attempts.append(_Attempt(free, attempt.failures))
 
     @staticmethod
-    def _describe(outcome: _Outcome) -> str:
-        if outcome.status == 0:
-            return outcome.error or "network error"
-        error = outcome.body.get("error") if isinstance(outcome.body, dict) else None
-        return f"HTTP {outcome.status}" + (f" ({error})" if error else "")
+    def _ids(data: bytes) -> Tuple[Any, Any]:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return None, None
+        if not isinstance(event, dict):
+            return None, None
+        return event.get("user_id"), event.get("device_id")
+
+    def _retry_later(self, events: List[_Ready], failures: int, outcome: _Outcome,
+                     attempts: List[_Attempt]) -> None:
+        failures += 1
+        if failures > self.max_retries:
+            self._warn("max_retries", "Dropped %d event(s): %s still answered %s after %d attempts",
+                       len(events), self.url, outcome.describe(), failures)
+            self._finish(events, outcome.status, f"gave up after {failures} attempts: {outcome.describe()}",
+                         reason="max_retries")
+            return
+        wait = self.backoff.delay(failures, outcome.retry_after)
+        if not self._stopping.is_set():
+            self._warn("retry", "Sending %d event(s) to %s failed (%s); retry %d of %d in %.1f s",
+                       len(events), self.url, outcome.describe(), failures, self.max_retries, wait)
+        attempts.append(_Attempt(events, failures, wait, outcome))
+
+    def _wait_to_retry(self, attempt: _Attempt) -> bool:
+        """Wait before a resend; False if stop() leaves no time for it (the events are then dropped)."""
+        clock = self._clock
+        give_up = False
+        if not self._stopping.is_set():
+            clock.wait(self._stopping, attempt.wait)  # stop() cuts the wait short: one last try
+        elif self._deadline is not None and attempt.wait >= self._deadline - clock.monotonic():
+            give_up = True  # the resend could not start before stop()'s deadline
+        else:
+            clock.wait(self._abort, attempt.wait)
+        if give_up or self._abort.is_set() or (self._deadline is not None and clock.monotonic() >= self._deadline):
+            outcome = attempt.outcome
+            unconfirmed = outcome is not None and outcome.maybe_received
+            reason = "unconfirmed" if unconfirmed else "shutdown"
+            self._log.warning("Dropped %d event(s) not delivered to %s before stop(timeout=%s) ran out (reason "
+                              "%s, last answer: %s)", len(attempt.events), self.url, self._stop_timeout, reason,
+                              outcome.describe() if outcome is not None else "none")
+            self._finish(attempt.events, outcome.status if outcome is not None else 0,
+                         "not delivered before stop()", reason=reason)
+            return False
+        self.retried.increment()
+        return True
+
+    # -- accounting -------------------------------------------------------------------------------
+
+    def _settle(self, n: int) -> None:
+        with self._idle:
+            self._in_flight = max(0, self._in_flight - n)
 
     def _finish(self, events: List[_Ready], status: int, message: str, *, sent: bool = False,
                 reason: Optional[str] = None) -> None:
         if sent:
-            for _ in events:
-                self.sent.increment()
+            self.sent.add(len(events))
         else:
             assert reason is not None
             self.dropped.add(reason, len(events))
-            logger.warning("Dropped %d event(s) (%s): %s", len(events), reason, message)
-        callback = self._callback
-        if callback is None:
+        self._settle(len(events))
+        if self._callback is None:
             return
         for _, data in events:
             try:
-                callback(json.loads(data), status, message)  # the event exactly as it was sent
-            except Exception:  # noqa: BLE001 - a user's callback must not stop delivery
-                logger.exception("Event callback raised")
+                event = json.loads(data)  # the event exactly as it was sent
+            except ValueError:
+                continue
+            self._call_back(event, status, message)
+
+    def _call_back(self, event: Dict[str, Any], status: int, message: str) -> None:
+        assert self._callback is not None
+        try:
+            self._callback(event, status, message)
+        except Exception:  # noqa: BLE001 - a user's callback must not stop delivery
+            self._log.exception("Event callback raised")
+
+    def _warn(self, kind: str, message: str, *args: Any) -> None:
+        """A warning, at most one of each kind per 10 s; the others go to DEBUG and are counted."""
+        now = self._clock.monotonic()
+        last = self._last_warning.get(kind)
+        if last is not None and now - last < _WARN_INTERVAL:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            self._log.debug(message, *args)
+            return
+        self._last_warning[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += " (%d similar warning(s) in the last %d s not shown)"
+            args = args + (suppressed, int(_WARN_INTERVAL))
+        self._log.warning(message, *args)
+
+    def _error_once(self, kind: str, message: str, *args: Any) -> None:
+        if kind in self._errors_logged:
+            self._log.debug(message, *args)
+            return
+        self._errors_logged.add(kind)
+        self._log.error(message, *args)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters of this sender."""
+        """Counters of this sender: ``enqueued``, ``sent``, ``retried``, ``duplicates``, ``dropped``
+        (reason -> count), ``queue_depth`` and ``in_flight``."""
         return {
             "enqueued": self.enqueued.value,
             "sent": self.sent.value,

@@ -1,7 +1,8 @@
 """A loopback HTTP stand-in for the Amplitude endpoints the SDK talks to.
 
 Serves flag configs (polling and server-sent events), cohort downloads and event
-ingestion on 127.0.0.1, records every request, and can inject faults at run time.
+ingestion on 127.0.0.1, records every request, and can inject faults at run time. Event
+ingestion answers as Amplitude documents it (see ``ingestion.py`` and ``BEHAVIOURS.md``).
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ from collections import deque
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .ingestion import BATCH_PATH, DEFAULT_MIN_ID_LENGTH, HTTPAPI_PATH, Ingestion
+from .vardata import answer_vardata
 
 __all__ = ["AmplitudeStandIn", "RecordedRequest", "ROUTES", "FAULT_ACTIONS", "wait_for"]
 
-ROUTES = ("flags", "stream", "cohort", "events")
+ROUTES = ("flags", "stream", "cohort", "events", "vardata")
 FAULT_ACTIONS = ("respond", "close", "hang", "garbage", "silent")
 
 _FLAGS_PATH = "/sdk/v2/flags"
 _STREAM_PATH = "/sdk/stream/v1/flags"
 _COHORT_PREFIX = "/sdk/v1/cohort/"
-_EVENTS_PATHS = ("/2/httpapi", "/batch")
+_EVENTS_PATHS = (HTTPAPI_PATH, BATCH_PATH)
 _KEEPALIVE = b"data:  \n\n"
 _GARBAGE = b"<html>not json"
 
@@ -105,6 +109,8 @@ def _route_of(method: str, path: str) -> Optional[str]:
         return "cohort"
     if method == "POST" and path in _EVENTS_PATHS:
         return "events"
+    if method == "POST" and path == "/sdk/v2/vardata":
+        return "vardata"
     return None
 
 
@@ -134,15 +140,15 @@ class AmplitudeStandIn:
         cohort_secret_key: Optional[str] = None,
         keepalive_interval: float = 15.0,
         max_payload_bytes: Optional[int] = None,
-        min_id_length: int = 5,
+        min_id_length: int = DEFAULT_MIN_ID_LENGTH,
         port: int = 0,
+        api_key: Optional[str] = None,
     ) -> None:
         self.deployment_key = deployment_key
         self.cohort_api_key = cohort_api_key
         self.cohort_secret_key = cohort_secret_key
         self.keepalive_interval = keepalive_interval
-        self.max_payload_bytes = max_payload_bytes
-        self.min_id_length = min_id_length
+        self._ingestion = Ingestion(api_key, min_id_length, max_payload_bytes)
         self._port = port
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -151,9 +157,7 @@ class AmplitudeStandIn:
         self._last_modified = 0
         self._faults: Dict[str, Deque[_Fault]] = {route: deque() for route in ROUTES}
         self._delays: Dict[str, float] = {}
-        self._silenced: Set[str] = set()
         self._requests: List[RecordedRequest] = []
-        self._events: List[Dict[str, Any]] = []
         self._streams: List["queue.Queue[Optional[bytes]]"] = []
         self._connections: Set[socket.socket] = set()
         self._httpd: Optional[_Server] = None
@@ -211,6 +215,16 @@ class AmplitudeStandIn:
             raise RuntimeError("AmplitudeStandIn is not running")
         return "http://127.0.0.1:%d" % self._httpd.server_address[1]
 
+    @property
+    def events_url(self) -> str:
+        """The full HTTP V2 ingestion URL, ``{url}/2/httpapi``: pass it as ``AssignmentConfig(server_url=...)``."""
+        return self.url + HTTPAPI_PATH
+
+    @property
+    def batch_url(self) -> str:
+        """The full Batch Event Upload URL, ``{url}/batch``."""
+        return self.url + BATCH_PATH
+
     # ----- served state ----------------------------------------------------------------------
 
     def set_flags(self, flags: List[Dict[str, Any]]) -> None:
@@ -245,10 +259,63 @@ class AmplitudeStandIn:
                 "memberIds": list(member_ids),
             }
 
-    def silence_insert_ids(self, insert_ids: List[str]) -> None:
-        """Report events with these insert_ids as silenced (400) instead of ingesting them."""
-        with self._lock:
-            self._silenced.update(insert_ids)
+    # ----- ingestion limits (Amplitude's documented answers; see BEHAVIOURS.md) ----------------
+
+    @property
+    def api_key(self) -> Optional[str]:
+        """The only analytics API key ingestion accepts (``None``: any non-empty key)."""
+        return self._ingestion.api_key
+
+    @api_key.setter
+    def api_key(self, value: Optional[str]) -> None:
+        self._ingestion.api_key = value
+
+    @property
+    def min_id_length(self) -> int:
+        """Minimum ``user_id``/``device_id`` length when a request sets no ``options.min_id_length``."""
+        return self._ingestion.min_id_length
+
+    @min_id_length.setter
+    def min_id_length(self, value: int) -> None:
+        self._ingestion.min_id_length = value
+
+    @property
+    def max_payload_bytes(self) -> Optional[int]:
+        """Byte limit of one upload (``None``: Amplitude's, 1 MB on /2/httpapi and 20 MB on /batch)."""
+        return self._ingestion.max_payload_bytes
+
+    @max_payload_bytes.setter
+    def max_payload_bytes(self, value: Optional[int]) -> None:
+        self._ingestion.max_payload_bytes = value
+
+    def silence_insert_ids(self, insert_ids: Iterable[str]) -> None:
+        """Answer uploads holding these insert_ids with a 400 listing them in ``silenced_events``.
+
+        A test convenience: Amplitude silences devices (see :meth:`silence_devices`), not insert_ids.
+        """
+        self._ingestion.silence_insert_ids(insert_ids)
+
+    def silence_devices(self, device_ids: Iterable[str]) -> None:
+        """Answer uploads with events of these devices with a 400 (``silenced_events``, ``silenced_devices``)."""
+        self._ingestion.silence_devices(device_ids)
+
+    def throttle(self, users: Iterable[str] = (), devices: Iterable[str] = (),
+                 times: Optional[int] = None) -> None:
+        """Answer uploads with events of these users/devices with 429 (``throttled_events``, ...).
+
+        Each id is throttled for its next ``times`` uploads (``None``: until :meth:`clear_limits`).
+        The whole upload is rejected, as Amplitude does.
+        """
+        self._ingestion.throttle(users, devices, times)
+
+    def exceed_daily_quota(self, users: Iterable[str] = (), devices: Iterable[str] = (),
+                           times: Optional[int] = None) -> None:
+        """Like :meth:`throttle`, but listed under ``exceeded_daily_quota_users``/``_devices``."""
+        self._ingestion.exceed_daily_quota(users, devices, times)
+
+    def clear_limits(self) -> None:
+        """Lift every throttle, daily quota and silencing."""
+        self._ingestion.clear_limits()
 
     def close_streams(self) -> None:
         """End every open stream connection."""
@@ -322,23 +389,21 @@ class AmplitudeStandIn:
     @property
     def events(self) -> List[Dict[str, Any]]:
         """Accepted events in arrival order."""
-        with self._lock:
-            return list(self._events)
+        return self._ingestion.events
 
     def accepted_insert_ids(self) -> List[str]:
         """insert_ids of accepted events, duplicates kept."""
-        with self._lock:
-            return [e["insert_id"] for e in self._events if e.get("insert_id") is not None]
+        return [e["insert_id"] for e in self._ingestion.events if e.get("insert_id") is not None]
 
     def reset_records(self) -> None:
         """Forget recorded requests and accepted events."""
         with self._lock:
             self._requests.clear()
-            self._events.clear()
+        self._ingestion.reset()
 
     def wait_for_events(self, n: int, timeout: float = 5.0) -> bool:
         """Wait until at least ``n`` events have been accepted."""
-        return wait_for(lambda: len(self._events) >= n, timeout)
+        return wait_for(lambda: self._ingestion.count >= n, timeout)
 
     # ----- internals used by the handler -----------------------------------------------------
 
@@ -359,55 +424,8 @@ class AmplitudeStandIn:
                     faults.popleft()
             return fault
 
-    def _ingest(self, body: bytes) -> Tuple[int, Dict[str, Any]]:
-        if self.max_payload_bytes is not None and len(body) > self.max_payload_bytes:
-            return 413, {"code": 413, "error": "Payload too large"}
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return 400, {"code": 400, "error": "Invalid JSON request body"}
-        if not isinstance(payload, dict):
-            return 400, {"code": 400, "error": "Invalid JSON request body"}
-        if not isinstance(payload.get("api_key"), str) or not payload["api_key"]:
-            return 400, {"code": 400, "error": "Request missing required field", "missing_field": "api_key"}
-        events = payload.get("events")
-        if not isinstance(events, list):
-            return 400, {"code": 400, "error": "Request missing required field", "missing_field": "events"}
-        if not all(isinstance(e, dict) for e in events):
-            return 400, {"code": 400, "error": "Invalid field values on some events"}
-        options = payload.get("options")
-        min_len = self.min_id_length
-        if isinstance(options, dict) and isinstance(options.get("min_id_length"), int):
-            min_len = options["min_id_length"]
-        invalid: Dict[str, List[int]] = {"user_id": [], "device_id": []}
-        missing: Dict[str, List[int]] = {"user_id": []}
-        silenced: List[int] = []
-        with self._lock:
-            for index, event in enumerate(events):
-                ids = {name: event.get(name) for name in ("user_id", "device_id")}
-                if all(value is None for value in ids.values()):
-                    missing["user_id"].append(index)
-                for name, value in ids.items():
-                    if value is not None and len(str(value)) < min_len:
-                        invalid[name].append(index)
-                if event.get("insert_id") is not None and event["insert_id"] in self._silenced:
-                    silenced.append(index)
-            if any(invalid.values()) or any(missing.values()) or silenced:
-                return 400, {
-                    "code": 400,
-                    "error": "Request missing required field",
-                    "events_with_invalid_fields": invalid,
-                    "events_with_missing_fields": missing,
-                    "silenced_events": silenced,
-                    "missing_field": None,
-                }
-            self._events.extend(events)
-        return 200, {
-            "code": 200,
-            "events_ingested": len(events),
-            "payload_size_bytes": len(body),
-            "server_upload_time": int(time.time() * 1000),
-        }
+    def _ingest(self, path: str, body: bytes) -> Tuple[int, Dict[str, Any]]:
+        return self._ingestion.handle(path, body)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -484,7 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self, route: str) -> bool:
         stand_in = self._stand_in
         given = self.headers.get("Authorization")
-        if route in ("flags", "stream") and stand_in.deployment_key is not None:
+        if route in ("flags", "stream", "vardata") and stand_in.deployment_key is not None:
             return given == "Api-Key " + stand_in.deployment_key
         if route == "cohort" and (stand_in.cohort_api_key is not None or stand_in.cohort_secret_key is not None):
             pair = "%s:%s" % (stand_in.cohort_api_key or "", stand_in.cohort_secret_key or "")
@@ -523,8 +541,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_stream(silent=fault is not None)
         elif route == "cohort":
             self._serve_cohort(unquote(url.path[len(_COHORT_PREFIX):]), query)
+        elif route == "vardata":  # remote evaluation, answered by our engine (testing/vardata.py)
+            with stand_in._lock:
+                flags_body = stand_in._flags_body
+            self._send_json(*answer_vardata(flags_body, dict(self.headers.items()), body))
         else:
-            status, response = stand_in._ingest(body)
+            status, response = stand_in._ingest(url.path, body)
             self._send_json(status, response)
 
     def _apply_fault(self, fault: _Fault) -> None:

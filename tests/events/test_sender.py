@@ -1,31 +1,25 @@
-"""The batching sender against the loopback stand-in: every fault, nothing lost silently."""
+"""The batching sender against the loopback stand-in: batching, retries, accounting.
+
+The stand-in answers as Amplitude's HTTP V2 API documents (design.md §3); time is a ManualClock,
+so every interval and backoff is checked exactly and nothing sleeps.
+"""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import socket
 import threading
-import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
 
-from amplitude_experiment._backoff import Backoff
 from amplitude_experiment.events.sender import EventSender
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
+from amplitude_experiment.version import USER_AGENT
 
-
-class Item:
-    """A queued event whose dict is fixed up front."""
-
-    def __init__(self, n: int, user_id: Optional[str] = None, size: int = 0) -> None:
-        self.event: Dict[str, Any] = {"event_type": "test", "user_id": user_id or f"user-{n:06d}",
-                                      "insert_id": f"id-{n}", "time": 1}
-        if size:
-            self.event["event_properties"] = {"blob": "x" * size}
-
-    def build(self) -> Dict[str, Any]:
-        return dict(self.event)
+from .sender_support import Item, Outcome, batch_sizes, make_sender
 
 
 @pytest.fixture
@@ -40,82 +34,94 @@ def session() -> Iterator[requests.Session]:
         yield s
 
 
-Outcome = Tuple[str, int, Optional[str]]
-
-
-def make_sender(session: requests.Session, url: str, outcomes: Optional[List[Outcome]] = None,
-                **options: Any) -> EventSender:
-    options.setdefault("flush_queue_size", 10)
-    options.setdefault("flush_interval", 60.0)
-    options.setdefault("max_retries", 5)
-    if outcomes is not None:
-        options["callback"] = lambda event, status, message: outcomes.append((event["insert_id"], status, message))
-    sender = EventSender(session, url, "analytics-key", **options)
-    sender.backoff = Backoff(base=0.01, cap=0.02)
-    return sender
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 def ids(server: AmplitudeStandIn) -> List[str]:
     return server.accepted_insert_ids()
 
 
-def test_sends_a_batch_as_soon_as_flush_queue_size_events_wait(server: AmplitudeStandIn,
-                                                                session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi")
+def sleeping_for(clock: ManualClock, seconds: float) -> bool:
+    """Wait (real time, bounded) until the sender thread waits on the clock for ``seconds``."""
+    return wait_for(lambda: clock.sleepers == 1 and clock.next_deadline() == pytest.approx(seconds))
+
+
+def test_sends_a_batch_as_soon_as_flush_queue_size_events_wait(server: AmplitudeStandIn, session: requests.Session,
+                                                                clock: ManualClock) -> None:
+    sender = make_sender(session, server.events_url, clock=clock)
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
-    assert server.wait_for_events(10)  # flush_interval is 60 s: the size alone triggered it
+    assert server.wait_for_events(10)  # the clock never moved: the size alone triggered it
     for n in range(10, 15):
         sender.enqueue(Item(n))
-    assert [len(r.json()["events"]) for r in server.requests("events")] == [10]
-    body = server.requests("events")[0].json()
+    assert batch_sizes(server.requests("events")) == [10]
+    request = server.requests("events")[0]
+    body = request.json()
     assert body["api_key"] == "analytics-key"
     assert "options" not in body
+    # design.md §3: POST JSON; every request names the library (issue 10 point 10: one User-Agent)
+    assert request.header("User-Agent") == USER_AGENT
+    assert request.header("Content-Type") == "application/json"
     sender.stop(5)  # flushes the 5 still waiting
-    assert [len(r.json()["events"]) for r in server.requests("events")] == [10, 5]
+    assert batch_sizes(server.requests("events")) == [10, 5]
     assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(15))
     assert sender.stats() == {"enqueued": 15, "sent": 15, "retried": 0, "duplicates": 0, "dropped": {},
                               "queue_depth": 0, "in_flight": 0}
 
 
+def test_flush_interval_on_the_clock_sends_a_partial_batch(server: AmplitudeStandIn, session: requests.Session,
+                                                           clock: ManualClock) -> None:
+    sender = make_sender(session, server.events_url, clock=clock, flush_interval=60.0, min_id_length=3)
+    sender.start()
+    sender.enqueue(Item(1))
+    assert sleeping_for(clock, 60.0)
+    clock.advance(59.9)
+    assert server.requests("events") == []
+    clock.advance(0.1)
+    assert server.wait_for_events(1)
+    # AssignmentConfig(min_id_length=...) goes out as options.min_id_length (design.md §3)
+    assert server.requests("events")[0].json()["options"] == {"min_id_length": 3}
+    sender.stop(5)
+
+
 def test_a_backlog_goes_out_in_requests_as_large_as_amplitude_accepts(server: AmplitudeStandIn,
                                                                        session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi")
+    # design.md §3: at most 2000 events a request
+    sender = make_sender(session, server.events_url)
     for n in range(2500):
         sender.enqueue(Item(n))
     sender.start()
     sender.stop(10)
-    assert [len(r.json()["events"]) for r in server.requests("events")] == [2000, 500]
+    assert batch_sizes(server.requests("events")) == [2000, 500]
     assert len(set(ids(server))) == 2500
+    assert sender.stats()["sent"] == 2500
 
 
 def test_payloads_over_the_byte_limit_are_split_before_sending(server: AmplitudeStandIn,
                                                                session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi", flush_queue_size=8)
+    # design.md §3: at most 1 MB a request; splitting ourselves saves a 413 round trip
+    sender = make_sender(session, server.events_url, flush_queue_size=8)
     sender.max_payload_bytes = 2_000
     for n in range(8):
         sender.enqueue(Item(n, size=400))
     sender.enqueue(Item(99, size=5_000))
     sender.start()
     sender.stop(5)
-    sizes = [len(r.json()["events"]) for r in server.requests("events")]
-    assert sum(sizes) == 8 and max(sizes) <= 4  # never a request over the limit, never a 413
+    assert batch_sizes(server.requests("events")) == [2, 2, 2, 2]  # halves until each fits
     assert all(len(r.body) <= 2_000 for r in server.requests("events"))
     assert sender.stats()["dropped"] == {"too_large": 1}
+    assert sender.stats()["sent"] == 8
 
 
 def test_an_event_json_cannot_carry_is_dropped_alone_and_odd_values_go_as_text(
         server: AmplitudeStandIn, session: requests.Session) -> None:
-    import datetime
-    import decimal
-
     outcomes: List[Outcome] = []
-    sender = make_sender(session, server.url + "/2/httpapi", outcomes)
-    odd = Item(1)
-    odd.event["user_properties"] = {"signed_up": datetime.date(2026, 12, 1), "score": decimal.Decimal("1.5")}
-    not_a_number = Item(2)
-    not_a_number.event["user_properties"] = {"ratio": float("nan")}  # Amplitude would reject the whole request
+    sender = make_sender(session, server.events_url, outcomes)
+    odd = Item(1, user_properties={"signed_up": datetime.date(2026, 12, 1), "score": decimal.Decimal("1.5")})
+    not_a_number = Item(2, user_properties={"ratio": float("nan")})  # Amplitude would reject the whole request
     for item in (Item(0), odd, not_a_number, Item(3)):
         sender.enqueue(item)
     sender.start()
@@ -133,40 +139,60 @@ def test_an_event_json_cannot_carry_is_dropped_alone_and_odd_values_go_as_text(
                         ("id-3", 200, "Event sent successfully.")]
 
 
-def test_flush_interval_sends_a_partial_batch(server: AmplitudeStandIn, session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi", flush_interval=0.05, min_id_length=3)
-    sender.start()
-    sender.enqueue(Item(1))
-    assert server.wait_for_events(1)
-    assert server.requests("events")[0].json()["options"] == {"min_id_length": 3}
-    sender.stop(5)
-
-
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 429, 408])
-def test_retryable_statuses_are_retried_until_delivered(server: AmplitudeStandIn, session: requests.Session,
-                                                        status: int) -> None:
-    server.add_fault("events", status=status, times=3, headers={"Retry-After": "0"})
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_server_errors_are_retried_after_backoff_on_the_clock(server: AmplitudeStandIn, session: requests.Session,
+                                                              clock: ManualClock, status: int) -> None:
+    # design.md §3: 5xx and network errors: retry with backoff
+    server.add_fault("events", status=status, times=2)
     outcomes: List[Outcome] = []
-    sender = make_sender(session, server.url + "/2/httpapi", outcomes)
+    sender = make_sender(session, server.events_url, outcomes, clock=clock)
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
+    assert sleeping_for(clock, 0.5)  # first retry after 0.5 s
+    assert len(server.requests("events")) == 1
+    clock.advance(0.5)
+    assert sleeping_for(clock, 1.0)  # then 1 s
+    assert len(server.requests("events")) == 2
+    clock.advance(1.0)
     assert server.wait_for_events(10)
     sender.stop(5)
-    assert len(server.requests("events")) == 4
+    assert len(server.requests("events")) == 3
     assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10))
-    assert sender.stats()["retried"] == 3
+    assert sender.stats()["retried"] == 2
     assert sorted(outcomes) == sorted((f"id-{n}", 200, "Event sent successfully.") for n in range(10))
 
 
-def test_gives_up_after_max_retries_and_accounts_for_every_event(server: AmplitudeStandIn,
-                                                                 session: requests.Session) -> None:
-    server.add_fault("events", status=503, times=None)
-    outcomes: List[Outcome] = []
-    sender = make_sender(session, server.url + "/2/httpapi", outcomes, max_retries=2)
+def test_retry_after_is_honoured_in_both_forms(server: AmplitudeStandIn, session: requests.Session,
+                                               clock: ManualClock) -> None:
+    # Retry-After as delta-seconds, then as an HTTP-date read against the clock's time()
+    server.add_fault("events", status=503, headers={"Retry-After": "7"})
+    when = datetime.datetime.fromtimestamp(clock.time() + 7 + 20, tz=datetime.timezone.utc)  # read after the 7 s
+    server.add_fault("events", status=503, headers={"Retry-After": when.strftime("%a, %d %b %Y %H:%M:%S GMT")})
+    sender = make_sender(session, server.events_url, clock=clock)
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
+    assert sleeping_for(clock, 7.0)
+    clock.advance(7.0)
+    assert sleeping_for(clock, 20.0)
+    clock.advance(20.0)
+    assert server.wait_for_events(10)
+    sender.stop(5)
+
+
+def test_gives_up_after_max_retries_and_accounts_for_every_event(server: AmplitudeStandIn,
+                                                                 session: requests.Session,
+                                                                 clock: ManualClock) -> None:
+    server.add_fault("events", status=503, times=None)
+    outcomes: List[Outcome] = []
+    sender = make_sender(session, server.events_url, outcomes, clock=clock, max_retries=2)
+    sender.start()
+    for n in range(10):
+        sender.enqueue(Item(n))
+    for wait in (0.5, 1.0):
+        assert sleeping_for(clock, wait)
+        clock.advance(wait)
     assert wait_for(lambda: len(outcomes) == 10)
     sender.stop(5)
     assert len(server.requests("events")) == 3
@@ -175,134 +201,63 @@ def test_gives_up_after_max_retries_and_accounts_for_every_event(server: Amplitu
     assert outcomes[0][2] == "gave up after 3 attempts: HTTP 503 (Service Unavailable)"
 
 
-def test_400_drops_only_the_named_events_and_resends_the_rest(server: AmplitudeStandIn,
-                                                              session: requests.Session) -> None:
-    outcomes: List[Outcome] = []
-    sender = make_sender(session, server.url + "/2/httpapi", outcomes)
-    server.silence_insert_ids(["id-7"])
-    sender.start()
-    for n in range(10):
-        sender.enqueue(Item(n, user_id="u1" if n in (2, 5) else None))  # too short for min_id_length 5
-    assert server.wait_for_events(7)
-    sender.stop(5)
-    assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10) if n not in (2, 5, 7))
-    assert sender.stats()["dropped"] == {"invalid": 3}
-    rejected = sorted(o for o in outcomes if o[1] == 400)
-    assert [o[0] for o in rejected] == ["id-2", "id-5", "id-7"]
-    assert rejected[0][2] == "event rejected: HTTP 400 (Request missing required field)"
-    assert len(server.requests("events")) == 2
-
-
-def test_400_naming_nothing_drops_the_payload(server: AmplitudeStandIn, session: requests.Session) -> None:
-    server.add_fault("events", status=400, body=b'{"code": 400, "error": "Invalid API key"}')
-    sender = make_sender(session, server.url + "/2/httpapi")
+def test_timeouts_are_retried(server: AmplitudeStandIn, session: requests.Session, clock: ManualClock) -> None:
+    server.add_fault("events", action="hang", delay=2.0, times=1)
+    sender = make_sender(session, server.events_url, clock=clock, timeout=(1.0, 0.2))
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
-    assert wait_for(lambda: len(server.requests("events")) == 1)
-    for n in range(10, 20):
-        sender.enqueue(Item(n))
-    assert server.wait_for_events(10)
-    sender.stop(5)
-    assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10, 20))
-    assert sender.stats()["dropped"] == {"invalid": 10}
-
-
-def test_413_splits_batches_and_drops_a_single_oversized_event(session: requests.Session) -> None:
-    with AmplitudeStandIn(max_payload_bytes=2_000) as server:
-        outcomes: List[Outcome] = []
-        sender = make_sender(session, server.url + "/batch", outcomes, flush_queue_size=16)
-        sender.start()
-        for n in range(16):
-            sender.enqueue(Item(n, size=3_000 if n == 9 else 50))
-        assert wait_for(lambda: len(outcomes) == 16)
-        sender.stop(5)
-        assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(16) if n != 9)
-        assert sender.stats()["dropped"] == {"too_large": 1}
-        assert ("id-9", 413, "event too large for the ingestion API") in outcomes
-        sizes = [len(r.json()["events"]) for r in server.requests("events") if r.body]
-        assert sizes[0] == 16 and max(sizes[1:]) <= 8
-
-
-def test_timeouts_are_retried(server: AmplitudeStandIn, session: requests.Session) -> None:
-    server.add_fault("events", action="hang", delay=1.0, times=1)
-    sender = make_sender(session, server.url + "/2/httpapi", timeout=(1.0, 0.2))
-    sender.start()
-    for n in range(10):
-        sender.enqueue(Item(n))
+    assert sleeping_for(clock, 0.5)
+    clock.advance(0.5)
     assert server.wait_for_events(10)
     sender.stop(5)
     assert sender.stats()["retried"] == 1
     assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10))
 
 
-def test_refused_connections_then_recovery(session: requests.Session) -> None:
+def test_refused_connections_then_recovery(session: requests.Session, clock: ManualClock) -> None:
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # nothing listens on this port until the server starts below
-    sender = make_sender(session, f"http://127.0.0.1:{port}/2/httpapi", max_retries=200)
-    sender.backoff = Backoff(base=0.05, cap=0.05)
+    sender = make_sender(session, f"http://127.0.0.1:{port}/2/httpapi", clock=clock)
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
-    assert wait_for(lambda: sender.stats()["retried"] >= 2)
+    assert sleeping_for(clock, 0.5)
     with AmplitudeStandIn(port=port) as server:
+        clock.advance(0.5)
         assert server.wait_for_events(10)
         sender.stop(5)
         assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10))
+        assert sender.stats()["retried"] == 1
 
 
-def test_stop_is_bounded_while_the_server_hangs(server: AmplitudeStandIn, session: requests.Session) -> None:
-    server.add_fault("events", action="hang", delay=30.0, times=None)
-    outcomes: List[Outcome] = []
-    sender = make_sender(session, server.url + "/2/httpapi", outcomes, timeout=(30.0, 30.0))
-    sender.start()
-    for n in range(10):
-        sender.enqueue(Item(n))
-    assert wait_for(lambda: len(server.requests("events")) >= 1)
-    for n in range(10, 25):
-        sender.enqueue(Item(n))
-    began = time.monotonic()
-    sender.stop(0.5)
-    assert time.monotonic() - began < 1.5
-    # what was queued is accounted for at once; the batch already on the wire is reported
-    assert sender.stats()["dropped"] == {"shutdown": 15}
-    assert sender.stats()["in_flight"] == 10
-    server.stop()  # the hung request now fails, after stop()'s deadline: dropped, not retried
-    assert wait_for(lambda: sender.stats()["in_flight"] == 0)
-    assert sender.stats()["dropped"] == {"shutdown": 25}
-    assert len(outcomes) == 25 and ids(server) == []
-
-
-def test_stop_flushes_everything_pending(server: AmplitudeStandIn, session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi", flush_queue_size=1000)
+def test_stop_flushes_everything_pending_and_is_idempotent(server: AmplitudeStandIn,
+                                                           session: requests.Session) -> None:
+    sender = make_sender(session, server.events_url, flush_queue_size=1000)
     sender.start()
     for n in range(123):
         sender.enqueue(Item(n))
     sender.stop(5)
     assert len(ids(server)) == 123
-    sender.stop(5)  # idempotent
+    sender.stop(5)
     assert not sender.enqueue(Item(999))
     assert sender.stats()["dropped"] == {"stopped": 1}
 
 
-def test_full_queue_drops_new_events_with_a_count(server: AmplitudeStandIn, session: requests.Session,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi", max_queue_size=5, flush_queue_size=100)
-    with caplog.at_level("WARNING", logger="amplitude_experiment.events"):
-        results = [sender.enqueue(Item(n)) for n in range(8)]
-    assert results == [True] * 5 + [False] * 3
-    assert sender.stats()["dropped"] == {"queue_full": 3}
-    assert [r.getMessage() for r in caplog.records] == [
-        "Dropped 1 event(s) that could not be queued (queue_full); queue holds 5 of at most 5"]
+def test_start_after_stop_sends_again(server: AmplitudeStandIn, session: requests.Session) -> None:
+    sender = make_sender(session, server.events_url)
     sender.start()
     sender.stop(5)
-    assert len(ids(server)) == 5
+    sender.start()
+    sender.enqueue(Item(1))
+    sender.stop(5)
+    assert ids(server) == ["id-1"]
 
 
 def test_an_insert_id_is_never_sent_twice(server: AmplitudeStandIn, session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi")
+    sender = make_sender(session, server.events_url)
     sender.start()
     for n in list(range(10)) + list(range(5)):
         sender.enqueue(Item(n))
@@ -315,7 +270,7 @@ def test_a_raising_callback_does_not_stop_delivery(server: AmplitudeStandIn, ses
     def callback(event: Dict[str, Any], status: int, message: Optional[str]) -> None:
         raise RuntimeError("user bug")
 
-    sender = make_sender(session, server.url + "/2/httpapi", callback=callback)
+    sender = make_sender(session, server.events_url, callback=callback)
     sender.start()
     for n in range(20):
         sender.enqueue(Item(n))
@@ -324,7 +279,7 @@ def test_a_raising_callback_does_not_stop_delivery(server: AmplitudeStandIn, ses
 
 
 def test_enqueue_from_many_threads_loses_nothing(server: AmplitudeStandIn, session: requests.Session) -> None:
-    sender = make_sender(session, server.url + "/2/httpapi", flush_queue_size=200)
+    sender = make_sender(session, server.events_url, flush_queue_size=200)
     sender.start()
 
     def produce(base: int) -> None:
@@ -340,3 +295,14 @@ def test_enqueue_from_many_threads_loses_nothing(server: AmplitudeStandIn, sessi
     accepted = ids(server)
     assert len(accepted) == 8000 and len(set(accepted)) == 8000
     assert sender.stats()["sent"] == 8000
+    assert sender.stats()["enqueued"] == 8000
+
+
+def test_constructor_keywords_used_by_the_local_client() -> None:
+    with requests.Session() as s:
+        sender = EventSender(s, "http://127.0.0.1:9/2/httpapi", "key", flush_queue_size=5, flush_interval=1.0,
+                             max_retries=1, max_queue_size=10, min_id_length=None, callback=None,
+                             dedup_capacity=10, name="x", clock=ManualClock(), logger=None)
+        assert sender.destination == ("http://127.0.0.1:9/2/httpapi", "key", None)
+        assert sender.max_payload_bytes == 1_000_000
+        assert EventSender(s, "http://h/batch", "key").max_payload_bytes == 20_000_000

@@ -36,7 +36,7 @@ def _post_events(
 ) -> requests.Response:
     payload: Dict[str, Any] = {"api_key": "client-key", "events": events}
     payload.update(extra)
-    return session.post(server.url + "/2/httpapi", json=payload, timeout=5)
+    return session.post(server.events_url, json=payload, timeout=5)
 
 
 def _next_data(lines: Iterator[bytes]) -> bytes:
@@ -190,24 +190,29 @@ def test_cohort_last_modified_defaults_increase(server: AmplitudeStandIn, sessio
     assert second["memberIds"] == ["a", "b"]
 
 
-# ----- ingestion -------------------------------------------------------------------------------
+# ----- ingestion (Amplitude HTTP V2 API / Batch Event Upload as documented; design.md §3) ------------
+
+E1 = {"event_type": "$exposure", "user_id": "user-1", "insert_id": "i1"}
+E2 = {"event_type": "$exposure", "device_id": "device-1", "insert_id": "i2"}
+
+
+def test_events_url_is_the_full_ingestion_url(server: AmplitudeStandIn) -> None:
+    assert server.events_url == server.url + "/2/httpapi"
+    assert server.batch_url == server.url + "/batch"
 
 
 def test_ingestion_accepts_and_records(server: AmplitudeStandIn, session: requests.Session) -> None:
-    events = [
-        {"event_type": "$exposure", "user_id": "user-1", "insert_id": "i1"},
-        {"event_type": "$exposure", "device_id": "device-1", "insert_id": "i2"},
-    ]
-    r = _post_events(session, server, events)
+    # HTTP V2 200: {code, events_ingested, payload_size_bytes, server_upload_time}
+    r = _post_events(session, server, [E1, E2])
     assert r.status_code == 200
     body = r.json()
     assert isinstance(body.pop("server_upload_time"), int)
-    assert body == {"code": 200, "events_ingested": 2, "payload_size_bytes": len(r.request.body)}
-    r2 = session.post(server.url + "/batch", json={"api_key": "k", "events": events[:1]}, timeout=5)
+    assert body == {"code": 200, "events_ingested": 2, "payload_size_bytes": len(r.request.body or b"")}
+    r2 = session.post(server.batch_url, json={"api_key": "k", "events": [E1]}, timeout=5)
     assert r2.status_code == 200
 
     assert server.wait_for_events(3, timeout=1)
-    assert server.events == events + events[:1]
+    assert server.events == [E1, E2, E1]
     assert server.accepted_insert_ids() == ["i1", "i2", "i1"]
     assert server.requests("events")[0].json()["api_key"] == "client-key"
 
@@ -215,65 +220,142 @@ def test_ingestion_accepts_and_records(server: AmplitudeStandIn, session: reques
     assert (server.events, server.requests(), server.accepted_insert_ids()) == ([], [], [])
 
 
-def test_ingestion_bad_payloads(server: AmplitudeStandIn, session: requests.Session) -> None:
-    r = session.post(server.url + "/2/httpapi", data=b"not json", timeout=5)
-    assert (r.status_code, r.json()["code"]) == (400, 400)
-    r = session.post(server.url + "/2/httpapi", json={"events": [{"user_id": "user-1"}]}, timeout=5)
-    assert r.status_code == 400
-    assert r.json()["missing_field"] == "api_key"
-    r = session.post(server.url + "/2/httpapi", json={"api_key": "k"}, timeout=5)
-    assert (r.status_code, r.json()["missing_field"]) == (400, "events")
+def test_request_level_400s(server: AmplitudeStandIn, session: requests.Session) -> None:
+    # 400 with missing_field (a string) rejects the request as such.
+    r = session.post(server.events_url, data=b"not json", timeout=5)
+    assert (r.status_code, r.json()) == (400, {"code": 400, "error": "Invalid JSON request body"})
+    r = session.post(server.events_url, json={"events": [E1]}, timeout=5)
+    assert (r.status_code, r.json()) == (
+        400, {"code": 400, "error": "Request missing required field", "missing_field": "api_key"})
+    r = session.post(server.events_url, json={"api_key": "k"}, timeout=5)
+    assert (r.status_code, r.json()) == (
+        400, {"code": 400, "error": "Request missing required field", "missing_field": "events"})
     assert server.events == []
 
 
-def test_min_id_length_rejects_whole_payload(server: AmplitudeStandIn, session: requests.Session) -> None:
+def test_wrong_api_key_is_an_invalid_api_key_400(session: requests.Session) -> None:
+    with AmplitudeStandIn(api_key="right-key") as server:
+        r = _post_events(session, server, [E1])
+        assert (r.status_code, r.json()) == (400, {"code": 400, "error": "Invalid API key: client-key"})
+        ok = session.post(server.events_url, json={"api_key": "right-key", "events": [E1]}, timeout=5)
+        assert ok.status_code == 200
+        assert server.events == [E1]
+
+
+def test_short_ids_reject_the_whole_request_naming_them(server: AmplitudeStandIn,
+                                                        session: requests.Session) -> None:
+    # HTTP V2: user_id/device_id must have 5+ characters unless options.min_id_length says otherwise;
+    # the whole request is rejected: 400 with events_with_invalid_id_lengths (field -> indexes).
     events = [
         {"event_type": "ok", "user_id": "user-1"},
         {"event_type": "short user", "user_id": "u1", "device_id": "device-1"},
-        {"event_type": "no ids"},
         {"event_type": "short device", "device_id": "d1"},
         {"event_type": "both short", "user_id": "u", "device_id": "d"},
-        {"event_type": "null ids", "user_id": None, "device_id": None},
     ]
     r = _post_events(session, server, events)
-    assert r.status_code == 400
-    assert r.json() == {
+    assert (r.status_code, r.json()) == (400, {
+        "code": 400,
+        "error": "Invalid id length for user_id or device_id",
+        "events_with_invalid_id_lengths": {"user_id": [1, 3], "device_id": [2, 3]},
+    })
+    assert server.events == []
+
+    # The request's own option overrides the default of 5.
+    r = _post_events(session, server, events[:3], options={"min_id_length": 2})
+    assert r.status_code == 200
+    assert server.events == events[:3]
+
+
+def test_missing_and_invalid_fields_name_their_events(server: AmplitudeStandIn,
+                                                      session: requests.Session) -> None:
+    # An event needs event_type and a user_id or device_id: events_with_missing_fields;
+    # wrongly typed fields: events_with_invalid_fields. All lists in one 400; nothing ingested.
+    events: List[Dict[str, Any]] = [
+        {"event_type": "ok", "user_id": "user-1"},
+        {"user_id": "user-1"},
+        {"event_type": "no ids"},
+        {"event_type": "null ids", "user_id": None, "device_id": None},
+        {"event_type": "bad time", "user_id": "user-1", "time": "yesterday"},
+        {"event_type": "short", "user_id": "u"},
+        {"event_type": 7, "device_id": "device-1", "event_properties": [1]},
+    ]
+    r = _post_events(session, server, events)
+    assert (r.status_code, r.json()) == (400, {
         "code": 400,
         "error": "Request missing required field",
-        "events_with_invalid_fields": {"user_id": [1, 4], "device_id": [3, 4]},
-        "events_with_missing_fields": {"user_id": [2, 5]},
-        "silenced_events": [],
-        "missing_field": None,
-    }
+        "events_with_missing_fields": {"event_type": [1], "user_id": [2, 3]},
+        "events_with_invalid_fields": {"time": [4], "event_type": [6], "event_properties": [6]},
+        "events_with_invalid_id_lengths": {"user_id": [5]},
+    })
     assert server.events == []
 
-    # The payload's own option overrides the server default.
-    r = _post_events(session, server, [events[1]], options={"min_id_length": 2})
+
+def test_batch_endpoint_removes_short_ids_instead(server: AmplitudeStandIn, session: requests.Session) -> None:
+    # Batch Event Upload: a too-short id is removed from the event; an event left without ids is a 400.
+    r = session.post(server.batch_url, json={"api_key": "k", "events": [
+        {"event_type": "a", "user_id": "u1", "device_id": "device-1"}]}, timeout=5)
     assert r.status_code == 200
-    assert server.events == [events[1]]
+    assert server.events == [{"event_type": "a", "device_id": "device-1"}]
+    r = session.post(server.batch_url, json={"api_key": "k", "events": [{"event_type": "a", "user_id": "u1"}]},
+                     timeout=5)
+    assert (r.status_code, r.json()) == (400, {
+        "code": 400, "error": "Request missing required field", "events_with_missing_fields": {"user_id": [0]}})
 
 
-def test_silenced_insert_ids(server: AmplitudeStandIn, session: requests.Session) -> None:
+def test_silenced_devices_and_insert_ids(server: AmplitudeStandIn, session: requests.Session) -> None:
+    server.silence_devices(["device-1"])
     server.silence_insert_ids(["dup"])
-    events = [{"user_id": "user-1", "insert_id": "fresh"}, {"user_id": "user-1", "insert_id": "dup"}]
+    events = [E1, E2, {"event_type": "x", "user_id": "user-1", "insert_id": "dup"}]
     r = _post_events(session, server, events)
-    assert r.status_code == 400
-    body = r.json()
-    assert body["silenced_events"] == [1]
-    assert body["events_with_invalid_fields"] == {"user_id": [], "device_id": []}
+    assert (r.status_code, r.json()) == (400, {
+        "code": 400, "error": "Events silenced", "silenced_events": [1, 2], "silenced_devices": ["device-1"]})
     assert server.events == []
-    assert _post_events(session, server, events[:1]).status_code == 200
-    assert server.accepted_insert_ids() == ["fresh"]
+    assert _post_events(session, server, [E1]).status_code == 200
+    server.clear_limits()
+    assert _post_events(session, server, events).status_code == 200
+    assert server.accepted_insert_ids() == ["i1", "i1", "i2", "dup"]
 
 
-def test_payload_too_large(session: requests.Session) -> None:
+def test_throttling_and_daily_quota_are_429s(server: AmplitudeStandIn, session: requests.Session) -> None:
+    # 429: throttled_events (indexes), throttled_users/devices (id -> eps), exceeded_daily_quota_*.
+    server.throttle(users=["user-1"], times=1)
+    server.exceed_daily_quota(devices=["device-1"])
+    events = [E1, E1, {"event_type": "x", "user_id": "user-2"}, E2]
+    r = _post_events(session, server, events)
+    assert (r.status_code, r.json()) == (429, {
+        "code": 429, "error": "Too many requests for some devices and users", "eps_threshold": 30,
+        "throttled_events": [0, 1, 3], "throttled_users": {"user-1": 2}, "throttled_devices": {},
+        "exceeded_daily_quota_users": {}, "exceeded_daily_quota_devices": {"device-1": 1}})
+    assert server.events == []
+    # the throttle was for one request; the daily quota stays until cleared
+    r = _post_events(session, server, events)
+    assert r.status_code == 429 and r.json()["throttled_events"] == [3]
+    assert _post_events(session, server, events[:3]).status_code == 200
+    assert len(server.events) == 3
+
+
+def test_limits_of_one_request(session: requests.Session) -> None:
+    # HTTP V2: under 1 MB and at most 2000 events a request, else 413.
+    with AmplitudeStandIn() as server:
+        many: List[Dict[str, Any]] = [{"event_type": "x", "user_id": "user-1"}] * 2001
+        r = _post_events(session, server, many)
+        assert (r.status_code, r.json()) == (413, {"code": 413, "error": "Payload too large"})
+        assert _post_events(session, server, many[:2000]).status_code == 200
+        pad = {"pad": "x" * 1_000_000}
+        big: List[Dict[str, Any]] = [{"event_type": "x", "user_id": "user-1", "event_properties": pad}]
+        assert _post_events(session, server, big).status_code == 413
+        r = session.post(server.batch_url, json={"api_key": "k", "events": big}, timeout=5)
+        assert r.status_code == 200  # /batch accepts up to 20 MB
+        assert len(server.events) == 2001
+
+
+def test_payload_limit_can_be_lowered(session: requests.Session) -> None:
     with AmplitudeStandIn(max_payload_bytes=200) as server:
-        small = _post_events(session, server, [{"user_id": "user-1"}])
+        small = _post_events(session, server, [E1])
         assert small.status_code == 200
-        big = _post_events(session, server, [{"user_id": "user-1", "pad": "x" * 200}])
-        assert big.status_code == 413
-        assert big.json() == {"code": 413, "error": "Payload too large"}
-        assert server.events == [{"user_id": "user-1"}]
+        big = _post_events(session, server, [dict(E1, pad="x" * 200)])
+        assert (big.status_code, big.json()) == (413, {"code": 413, "error": "Payload too large"})
+        assert server.events == [E1]
         assert len(server.requests("events")) == 2
 
 
@@ -297,20 +379,20 @@ def test_fault_until_cleared_and_events_not_accepted(
 ) -> None:
     server.add_fault("events", status=500, times=None)
     for _ in range(3):
-        assert _post_events(session, server, [{"user_id": "user-1"}]).status_code == 500
+        assert _post_events(session, server, [E1]).status_code == 500
     server.clear_faults("events")
-    assert _post_events(session, server, [{"user_id": "user-1"}]).status_code == 200
-    assert server.events == [{"user_id": "user-1"}]
+    assert _post_events(session, server, [E1]).status_code == 200
+    assert server.events == [E1]
     assert len(server.requests("events")) == 4
 
 
 def test_fault_close_drops_connection(server: AmplitudeStandIn, session: requests.Session) -> None:
     server.add_fault("events", action="close")
     with pytest.raises(requests.exceptions.ConnectionError):
-        _post_events(session, server, [{"user_id": "user-1"}])
+        _post_events(session, server, [E1])
     assert server.events == []
     assert len(server.requests("events")) == 1
-    assert _post_events(session, server, [{"user_id": "user-1"}]).status_code == 200
+    assert _post_events(session, server, [E1]).status_code == 200
 
 
 def test_fault_hang_times_out_client(server: AmplitudeStandIn, session: requests.Session) -> None:
