@@ -152,6 +152,8 @@ class LocalEvaluationClient:
             callback=config.callback,
             dedup_capacity=config.cache_capacity,
             name=f"amplitude_experiment-events-{len(self._senders)}",
+            clock=self.config.clock,
+            logger=self._logger.getChild("events"),
         )
         self._senders.append(sender)
         return sender
@@ -207,10 +209,21 @@ class LocalEvaluationClient:
         self._updater.stop(1.0 if timeout is None else min(timeout, 1.0))
         if self._cohorts is not None:
             self._cohorts.stop(1.0 if timeout is None else min(timeout, 1.0))
-        for sender in self._senders:
-            sender.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self._stop_senders(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if self._owns_session:
             self._session.close()
+
+    def _stop_senders(self, timeout: Optional[float]) -> None:
+        """Stop every sender within the same bound (side by side, not one after another)."""
+        if len(self._senders) == 1:
+            self._senders[0].stop(timeout)
+            return
+        stoppers = [threading.Thread(target=sender.stop, args=(timeout,), name="amplitude_experiment-stop")
+                    for sender in self._senders]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
 
     def flush(self, timeout: Optional[float] = 10.0) -> bool:
         """Send every queued event now and wait up to ``timeout`` seconds; True if all were sent."""
