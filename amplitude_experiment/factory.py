@@ -1,4 +1,4 @@
-"""``Experiment.initialize_local``: one client per deployment key per process."""
+"""``Experiment.initialize_local`` / ``initialize_remote``: one client per deployment key per process."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Dict, Optional
 
 from .local.client import LocalEvaluationClient
 from .local.config import LocalEvaluationConfig
+from .remote.client import RemoteEvaluationClient
+from .remote.config import RemoteEvaluationConfig
 
-# The official API promises one instance per deployment key; this registry is that promise.
+# The official API promises one instance per deployment key; these registries are that promise.
 _local_clients: Dict[str, LocalEvaluationClient] = {}
+_remote_clients: Dict[str, RemoteEvaluationClient] = {}
 _registry_lock = threading.Lock()
 
 
@@ -27,4 +30,18 @@ class Experiment:
             if client is None:
                 client = LocalEvaluationClient(api_key, config)
                 _local_clients[api_key] = client
+            return client
+
+    @staticmethod
+    def initialize_remote(api_key: str, config: Optional[RemoteEvaluationConfig] = None) -> RemoteEvaluationClient:
+        """The remote-evaluation client for ``api_key``, created on first use.
+
+        Later calls with the same key return the same client (and ignore ``config``), unless
+        that client was closed: then a new one is made with ``config``.
+        """
+        with _registry_lock:
+            client = _remote_clients.get(api_key)
+            if client is None or client.closed:
+                client = RemoteEvaluationClient(api_key, config)
+                _remote_clients[api_key] = client
             return client
