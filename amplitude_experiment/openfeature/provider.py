@@ -198,7 +198,7 @@ class AmplitudeProvider(AbstractProvider):
             ProviderNotReadyError: no flags could be loaded yet. OpenFeature marks the provider
                 as errored; the client keeps retrying and the provider emits ``PROVIDER_READY``
                 when the first flags arrive.
-            ProviderFatalError: the client cannot work (stopped, or unusable bootstrap flags).
+            ProviderFatalError: the client cannot work (unusable bootstrap flags).
         """
         with self._phase_lock:
             self._phase = _INITIALIZING
