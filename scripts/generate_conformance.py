@@ -19,12 +19,19 @@ those results are stored sorted by flag key and only the key set is meaningful).
 
 The output is deterministic: running twice with the same seed gives the same file.
 
-Our engine deliberately corrects a few reference behaviours, so inputs are kept where both
-agree (see ``check_user``): no falsy property values (``0``, ``""``, ``[]``...), no booleans,
-no dict property values, lists only of non-empty strings and non-zero ints, no empty
-``conditions`` list, only valid regexes, strings that ``float()`` accepts are always plain
-ASCII decimals, ASCII versions, finite floats, no dependency cycles. Only the standard
-library is used.
+Our engine deliberately corrects a few reference behaviours (design.md §4, corrections a-i),
+so most suites keep their inputs where both agree (see ``check_user``): no falsy property
+values (``0``, ``""``, ``[]``...), no booleans, no dict property values, lists only of
+non-empty strings and non-zero ints, no empty ``conditions`` list, only valid regexes,
+strings that ``float()`` accepts are always plain ASCII decimals, ASCII versions, finite
+floats, no dependency cycles.
+
+The ``list-elements-*`` suites deliberately go beyond that region: every operator against
+lists holding booleans, numbers, nulls, duplicates, mixed case, padded strings and empty
+lists. There the reference is asked about an equivalent input wherever a correction applies
+(b: booleans, e: set operators on lists without elements, a: non-set operators on ``[]``),
+and each such case lists the corrected flags in ``"corrections"``; the rules and why they are
+right are written at ``list_elements_suite``. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ SUITE_PREFIXES = {
     "operators-set": "set", "operators-regex": "re", "lists": "ls", "none-values": "nn", "groups": "grp",
     "dependencies": "dep",
     "flag-keys": "fk", "metadata-merge": "md", "buckets": "bk", "missing-variants": "mv", "mixed": "mx",
+    "list-elements": "le",
 }
 UNICODE_FLAG_KEYS = ["ünï-flag", "日本-flag", "🚀-launch", "flag with spaces", "Ωmega.flag"]
 
@@ -244,6 +252,7 @@ class Gen:
     """All randomness goes through one seeded ``random.Random``."""
 
     def __init__(self, seed: int) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self._serial = 0
 
@@ -961,6 +970,147 @@ def bucketing_suite() -> Suite:
     return Suite("bucketing", [fifty, three], cases)
 
 
+# --------------------------------------------------------------------------------------------
+# List elements: every operator against lists holding booleans, numbers, nulls, duplicates,
+# mixed case, padded strings and empty lists (issue 10 point 3).
+#
+# These inputs leave the region where the reference and our engine agree (see check_user), so
+# for each (case, flag) the reference is asked about an equivalent input and the case records
+# the design.md §4 correction applied, as ``"corrections": {flag key: letter}``:
+#
+#   b  Booleans coerce to "true"/"false". The reference writes True as "True", so it is sent
+#      the strings "true"/"false" in their place (in lists and in JSON-array strings alike):
+#      its answer is then the one for our coercion.
+#   e  A set operator on a list with no elements (empty, only nulls, "[]", "[null]") applies to
+#      the empty set. The reference answers as for a null property (or False), so it is sent
+#      [NO_ELEMENT], one element equal to no condition value, which gives exactly the empty-set
+#      answer for all six set operators because the condition values are never empty here.
+#   a  The empty list is a value, not null: under a non-set operator no element matches, so the
+#      condition is false. The reference treats [] as null; it is sent no value for that
+#      property and the flag's expected result is its "off" variant.
+#
+# Each flag reads its own property, so a correction for one flag never changes another's input.
+
+NO_ELEMENT = "\u0000no element"
+ELEMENT_POOL: List[Any] = [
+    "a", "A", " a", "a ", "b", "B", "true", "TRUE", "True", "false", "FALSE", True, False, None, None,
+    1, 2, 0, -3, 1.5, 1.0, "1", "1.0", "01", "1.2.3", "1.10.0", "", "(none)",
+]
+CONDITION_POOLS: Dict[str, List[str]] = {
+    "string": ["a", "A", " a", "a ", "b", "true", "TRUE", "True", "false", "FALSE", "1", "1.0", "0", "(none)", ""],
+    "contains": ["a", "A", "rue", "1", " ", "b", "TRUE"],
+    "comparison": ["1", "1.5", "0", "-3", "a", "true", "2", "1.0"],
+    "version": ["1.2.3", "1.10.0", "1.2", "2.0.0-beta", "a", "1.0.0"],
+    "regex": ["^a$", "(?i)^true$", "^\\d+$", "^$", " ", "A", "^1\\.0$", "^[Tt]rue$"],
+}
+LIST_OFF = {"key": "off", "metadata": {"default": True}}
+
+
+def _condition_pool(op: str) -> List[str]:
+    if op in ("contains", "does not contain"):
+        return CONDITION_POOLS["contains"]
+    if op in COMPARISON_OPS:
+        return CONDITION_POOLS["comparison"]
+    if op in VERSION_OPS:
+        return CONDITION_POOLS["version"]
+    if op in REGEX_OPS:
+        return CONDITION_POOLS["regex"]
+    return CONDITION_POOLS["string"]
+
+
+def element_list(g: Gen) -> List[Any]:
+    """0-5 elements drawn with replacement (so duplicates are common); sometimes only nulls."""
+    r = g.rng.random()
+    if r < 0.08:
+        return []
+    if r < 0.13:
+        return [None] * g.rng.randint(1, 2)
+    items = [g.pick(ELEMENT_POOL) for _ in range(g.rng.randint(1, 5))]
+    if g.chance(0.3):
+        items.append(g.pick(items))  # an explicit duplicate
+    return items
+
+
+def list_value(g: Gen) -> Any:
+    """A list, or the same list as a JSON-array string (sometimes padded, so a plain string)."""
+    items = element_list(g)
+    r = g.rng.random()
+    if r < 0.7:
+        return items
+    text = json.dumps(items, separators=(",", ":") if g.chance(0.5) else None)
+    return " " + text if r > 0.95 else text
+
+
+def _reference_items(value: Any) -> Optional[List[Any]]:
+    """The elements the reference would see in ``value`` (a list or JSON-array string), else None."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str) and value.startswith("["):
+        parsed = json.loads(value)
+        return parsed if isinstance(parsed, list) else None
+    return None
+
+
+def reference_value(value: Any, op: str) -> Tuple[Any, Optional[str]]:
+    """What the reference is sent for ``value`` under ``op``, and the correction applied.
+
+    Returns ``(MISSING, "a")`` when the reference is not asked (see the section comment).
+    """
+    items = _reference_items(value)
+    if items is None:
+        return value, None
+    if not [i for i in items if i is not None]:
+        if op in SET_OPS:
+            return [NO_ELEMENT], "e"
+        if value == []:
+            return MISSING, "a"
+        return value, None
+    if not any(isinstance(i, bool) for i in items):
+        return value, None
+    swapped = [("true" if i else "false") if isinstance(i, bool) else i for i in items]
+    return (swapped if isinstance(value, list) else json.dumps(swapped)), "b"
+
+
+MISSING: Any = object()
+
+
+def list_elements_suite(g: Gen, name: str, n_cases: int) -> Suite:
+    """Two single-condition flags per operator, each on its own list property."""
+    flags: List[Dict[str, Any]] = []
+    probe: Dict[str, str] = {}
+    for i, op in enumerate(ALL_OPS * 2):
+        key = f"{short(name)}-{i}-{OP_CODES[op]}"
+        values = [g.pick(_condition_pool(op)) for _ in range(g.rng.randint(1, 3))]
+        if op not in SET_OPS:
+            values = list(dict.fromkeys(values))  # duplicates matter only to set contains
+        cond = {"selector": ["context", "user", "user_properties", f"p{i}"], "op": op, "values": values}
+        flags.append({"key": key, "variants": {"on": {"key": "on", "value": "on"}, "off": LIST_OFF},
+                      "segments": [{"conditions": [[cond]], "variant": "on"}, {"variant": "off"}]})
+        probe[key] = op
+    check_flags(flags)
+    cases = []
+    for _ in range(n_cases):
+        props = {f"p{i}": list_value(g) for i in range(len(flags)) if not g.chance(0.1)}
+        sent: Dict[str, Any] = {}
+        corrections: Dict[str, str] = {}
+        for i, flag in enumerate(flags):
+            prop = f"p{i}"
+            if prop not in props:
+                continue
+            value, letter = reference_value(props[prop], flag["segments"][0]["conditions"][0][0]["op"])
+            if value is not MISSING:
+                sent[prop] = value
+            if letter:
+                corrections[flag["key"]] = letter
+        case: Dict[str, Any] = {"user": {"user_id": f"user-{g.serial()}", "user_properties": props},
+                                "flag_keys": None}
+        if corrections:
+            case["corrections"] = corrections
+            case["reference_user"] = {"user_id": case["user"]["user_id"], "user_properties": sent}
+        cases.append(case)
+    return Suite(name, flags, cases, probe)
+
+
 def build_suites(g: Gen) -> List[Suite]:
     """Every suite, in a fixed order (the order consumes the seeded generator)."""
     suites: List[Suite] = []
@@ -1002,6 +1152,10 @@ def build_suites(g: Gen) -> List[Suite]:
     for n in range(8):
         suites.append(mixed_suite(g, f"mixed-{n}", 10, 40, rich=n % 2 == 0))
     suites.append(bucketing_suite())
+    # A generator of their own, so adding these suites left every suite above unchanged.
+    lists = Gen(g.seed + 1)
+    for n in range(2):
+        suites.append(list_elements_suite(lists, f"list-elements-{n}", 60))
     for suite in suites:
         check_flags(suite.flags)
     return suites
@@ -1013,7 +1167,8 @@ def build_suites(g: Gen) -> List[Suite]:
 
 def run_oracle(reference_python: str, suite: Suite) -> List[Dict[str, Any]]:
     """Evaluate every case of a suite with the reference (one process per suite)."""
-    request = json.dumps({"flags": suite.flags, "cases": suite.cases})
+    sent = [{"user": c.get("reference_user", c["user"]), "flag_keys": c["flag_keys"]} for c in suite.cases]
+    request = json.dumps({"flags": suite.flags, "cases": sent})
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     proc = subprocess.run([reference_python, str(ORACLE)], input=request, capture_output=True, text=True,
                           env=env, check=False, cwd="/")
@@ -1033,8 +1188,13 @@ def finish_suite(suite: Suite, results: List[Dict[str, Any]]) -> Tuple[Dict[str,
             continue
         ordered = case["flag_keys"] is None
         expected = result if ordered else dict(sorted(result.items()))
-        cases.append({"user": case["user"], "flag_keys": case["flag_keys"], "expected": expected,
-                      "ordered": ordered})
+        done = {"user": case["user"], "flag_keys": case["flag_keys"], "expected": expected, "ordered": ordered}
+        if "corrections" in case:
+            done["corrections"] = case["corrections"]
+            for key, letter in case["corrections"].items():
+                if letter == "a":  # see list_elements_suite: the condition is false
+                    expected[key] = {"key": "off", "value": None, "payload": None, "metadata": {"default": True}}
+        cases.append(done)
     return {"name": suite.name, "flags": suite.flags, "cases": cases}, dropped
 
 
@@ -1100,7 +1260,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "reference": REFERENCE,
         "seed": args.seed,
         "note": "ordered=false: flag_keys given; the reference iterates a set, so compare key sets only "
-                "(expected is stored sorted by flag key).",
+                "(expected is stored sorted by flag key). corrections: {flag: letter of design.md §4} where the "
+                "reference was asked about an equivalent input (see scripts/generate_conformance.py).",
         "suites": finished,
     }
     text = dump(document)

@@ -13,7 +13,7 @@ building the context dict. Hot path: written for speed on purpose.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..user import USER_CONTEXT_FIELDS
 from ..variant import Variant
@@ -90,57 +90,66 @@ def walk(value: Any, path: Sequence[str]) -> Any:
     return value
 
 
-def compile_selector(selector: Sequence[str]) -> Getter:
-    """Compile a selector path into ``get(user, results) -> value or None``."""
-    path = tuple(selector)
-    n = len(path)
-    if n >= 3 and path[0] == "context" and path[1] == "user" and path[2] in _USER_FIELDS:
-        field, rest = path[2], path[3:]
-        if not rest:
-            return lambda user, results: getattr(user, field, None)
-        if len(rest) == 1:
-            key = rest[0]
+def _user_getter(field: str, rest: Tuple[str, ...]) -> Getter:
+    if not rest:
+        return lambda user, results: getattr(user, field, None)
+    if len(rest) == 1:
+        key = rest[0]
 
-            def get_user_key(user: Any, results: Dict[str, Variant]) -> Any:
-                container = getattr(user, field, None)
-                if type(container) is dict:
-                    return container.get(key)
-                return walk(container, rest)
+        def get_user_key(user: Any, results: Dict[str, Variant]) -> Any:
+            container = getattr(user, field, None)
+            if type(container) is dict:
+                return container.get(key)
+            return walk(container, rest)
 
-            return get_user_key
-        return lambda user, results: walk(getattr(user, field, None), rest)
+        return get_user_key
+    return lambda user, results: walk(getattr(user, field, None), rest)
 
-    if n >= 4 and path[0] == "context" and path[1] == "groups" and path[3] in _GROUP_KEYS:
-        group_type, rest = path[2], path[3:]
 
-        def get_group(user: Any, results: Dict[str, Variant]) -> Any:
-            if getattr(user, "groups", None) is None:
-                return None
-            return walk(_group_entry(user, group_type), rest)
+def _group_getter(group_type: str, rest: Tuple[str, ...]) -> Getter:
+    def get_group(user: Any, results: Dict[str, Variant]) -> Any:
+        if getattr(user, "groups", None) is None:
+            return None
+        return walk(_group_entry(user, group_type), rest)
 
-        return get_group
+    return get_group
 
-    if n >= 2 and path[0] == "result":
-        flag_key, rest = path[1], path[2:]
-        if len(rest) == 1 and rest[0] in ("key", "value", "payload", "metadata"):
-            attribute = rest[0]
 
-            def get_result_attribute(user: Any, results: Dict[str, Variant]) -> Any:
-                variant = results.get(flag_key)
-                return getattr(variant, attribute) if variant is not None else None
+def _result_getter(flag_key: str, rest: Tuple[str, ...]) -> Getter:
+    if len(rest) == 1 and rest[0] in ("key", "value", "payload", "metadata"):
+        attribute = rest[0]
 
-            return get_result_attribute
-
-        def get_result(user: Any, results: Dict[str, Variant]) -> Any:
+        def get_result_attribute(user: Any, results: Dict[str, Variant]) -> Any:
             variant = results.get(flag_key)
-            if variant is None:
-                return None
-            return walk(variant_as_dict(variant), rest)
+            return getattr(variant, attribute) if variant is not None else None
 
-        return get_result
+        return get_result_attribute
 
+    def get_result(user: Any, results: Dict[str, Variant]) -> Any:
+        variant = results.get(flag_key)
+        if variant is None:
+            return None
+        return walk(variant_as_dict(variant), rest)
+
+    return get_result
+
+
+def _generic_getter(path: Tuple[str, ...]) -> Getter:
     def get_generic(user: Any, results: Dict[str, Variant]) -> Any:
         target = {"context": build_context(user), "result": {k: variant_as_dict(v) for k, v in results.items()}}
         return walk(target, path)
 
     return get_generic
+
+
+def compile_selector(selector: Sequence[str]) -> Getter:
+    """Compile a selector path into ``get(user, results) -> value or None``."""
+    path = tuple(selector)
+    n = len(path)
+    if n >= 3 and path[0] == "context" and path[1] == "user" and path[2] in _USER_FIELDS:
+        return _user_getter(path[2], path[3:])
+    if n >= 4 and path[0] == "context" and path[1] == "groups" and path[3] in _GROUP_KEYS:
+        return _group_getter(path[2], path[3:])
+    if n >= 2 and path[0] == "result":
+        return _result_getter(path[1], path[2:])
+    return _generic_getter(path)

@@ -6,13 +6,15 @@ debugging, the CLI and the OpenFeature provider. Results always agree with :func
 
 from __future__ import annotations
 
-from typing import Any, Collection, Dict, List, Optional
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from ..variant import Variant
-from .bucketing import bucket_hash
-from .coerce import coerce_string, to_json
-from .compiler import CompiledFlag, CompiledFlags, CompiledSegment
+from .bucketing import bucket_hash, bucket_value, locate
+from .coerce import coerce_string
+from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, CompiledSegment
+from .context import Getter
 from .engine import NO_DISTRIBUTION, bucket_outcome, evaluate, make_variant
+from .operators import Matcher
 
 #: A segment with conditions matched and named the variant.
 TARGETING_MATCH = "TARGETING_MATCH"
@@ -162,99 +164,138 @@ class Explanation:
         for parent, variant in self.dependencies.items():
             lines.append(f"  depends on {parent} = {variant}")
         for segment in self.segments:
-            name = f" {segment['name']!r}" if segment.get("name") else ""
-            lines.append(f"  segment {segment['index']}{name}: {segment['summary']}")
-            for g, group in enumerate(segment.get("conditions") or []):
-                lines.append(f"    {'if' if g == 0 else 'or'} (all of):")
-                for c in group:
-                    mark = "✓" if c["matched"] else "✗"
-                    lines.append(f"      {mark} {'.'.join(c['selector'])} = {c['value']!r}  {c['op']} "
-                                 f"{c['values']!r}")
-            bucket = segment.get("bucket")
-            if bucket:
-                if bucket.get("hash") is None:
-                    lines.append(f"    bucket by {'.'.join(bucket['selector'])}: no value, so the segment variant")
-                else:
-                    lines.append(
-                        f"    bucket by {'.'.join(bucket['selector'])} = {bucket['value']!r}: "
-                        f"murmur3({bucket['salt']}/{bucket['value']}) = {bucket['hash']}, "
-                        f"allocation {bucket['allocation_value']} (of 100) -> {bucket['allocation']}, "
-                        f"distribution {bucket['distribution_value']} -> {bucket['distribution']}")
+            lines.extend(_segment_lines(segment))
         return "\n".join(lines)
 
     __str__ = to_text
 
 
+def _segment_lines(segment: Dict[str, Any]) -> List[str]:
+    name = f" {segment['name']!r}" if segment.get("name") else ""
+    lines = [f"  segment {segment['index']}{name}: {segment['summary']}"]
+    for g, group in enumerate(segment.get("conditions") or []):
+        lines.append(f"    {'if' if g == 0 else 'or'} (all of):")
+        for c in group:
+            mark = "✓" if c["matched"] else "✗"
+            lines.append(f"      {mark} {'.'.join(c['selector'])} = {c['value']!r}  {c['op']} {c['values']!r}")
+    bucket = segment.get("bucket")
+    if bucket:
+        lines.append(_bucket_line(bucket))
+    return lines
+
+
+def _bucket_line(bucket: Dict[str, Any]) -> str:
+    selector = ".".join(bucket["selector"])
+    if bucket.get("hash") is None:
+        return f"    bucket by {selector}: no value, so the segment variant"
+    return (f"    bucket by {selector} = {bucket['value']!r}: "
+            f"murmur3({bucket['salt']}/{bucket['value']}) = {bucket['hash']}, "
+            f"allocation {bucket['allocation_value']} (of 100) -> {bucket['allocation']}, "
+            f"distribution {bucket['distribution_value']} -> {bucket['distribution']}")
+
+
+_SMALL_INT_BITS = 64
+
+
 def _describe(value: Any) -> Any:
-    """A property value as shown in a trace (JSON-safe)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
+    """A property value as shown in a trace: JSON-safe and printable, whatever it is."""
+    if value is None or isinstance(value, (str, bool, float)):
         return value
-    try:
-        return to_json(value)
-    except (TypeError, ValueError):
-        return repr(value)
+    if isinstance(value, int) and value.bit_length() <= _SMALL_INT_BITS:
+        return value
+    text = coerce_string(value)  # compact JSON for containers, exact digits for big ints
+    if text is None:
+        return f"<{type(value).__name__} without a string form>"
+    return text
+
+
+def _trace_condition(raw: Dict[str, Any], get: Getter, match: Matcher, user: Any,
+                     results: Dict[str, Variant]) -> Dict[str, Any]:
+    value = get(user, results)
+    return {"selector": list(raw["selector"]), "op": raw["op"], "values": raw.get("values"),
+            "value": _describe(value), "matched": bool(match(value))}
+
+
+def _trace_conditions(segment: CompiledSegment, user: Any,
+                      results: Dict[str, Variant]) -> Tuple[List[List[Dict[str, Any]]], bool]:
+    """Every condition of the segment (all are evaluated, for the trace) and whether a group matched."""
+    groups = []
+    any_group = False
+    for raw_group, group in zip(segment.raw_conditions, segment.conditions or ()):
+        rows = [_trace_condition(raw, get, match, user, results) for raw, (get, match) in zip(raw_group, group)]
+        any_group = any_group or all(row["matched"] for row in rows)
+        groups.append(rows)
+    return groups, any_group
+
+
+def _trace_bucket(bucket: CompiledBucket, user: Any, results: Dict[str, Variant]) -> Tuple[Dict[str, Any], Any]:
+    """The bucket step (value, hash, ranges) and the outcome it picks, or ``NO_DISTRIBUTION``."""
+    selected = bucket.get(user, results)
+    value = bucket_value(selected)
+    info: Dict[str, Any] = {"selector": list(bucket.selector), "salt": bucket.salt,
+                            "value": value if value is not None else _describe(selected), "hash": None}
+    if value is None:
+        return info, NO_DISTRIBUTION
+    h = bucket_hash(bucket.prefix + value)
+    info.update(hash=h, allocation_value=h % 100, distribution_value=h // 100, allocation=None, distribution=None)
+    found = locate(bucket.allocations, h)
+    if found is None:
+        return info, NO_DISTRIBUTION
+    allocation, distribution = found
+    info["allocation"], info["distribution"] = [allocation[0], allocation[1]], [distribution[0], distribution[1]]
+    return info, distribution[2]
+
+
+def _trace_segment(segment: CompiledSegment, user: Any, results: Dict[str, Variant]) -> Tuple[Dict[str, Any], bool]:
+    """One segment's trace entry and whether it decided the flag."""
+    entry: Dict[str, Any] = {"index": segment.index, "name": segment.metadata.get("segmentName")}
+    if segment.conditions is not None:
+        entry["conditions"], matched = _trace_conditions(segment, user, results)
+        if not matched:
+            entry["summary"] = "conditions not met"
+            return entry, False
+    outcome = segment.default
+    if segment.bucket is not None:
+        entry["bucket"], picked = _trace_bucket(segment.bucket, user, results)
+        if picked is not NO_DISTRIBUTION:
+            outcome = picked
+    if outcome is None:
+        entry["summary"] = "matched, but names no variant of this flag"
+        return entry, False
+    entry["summary"] = f"matched -> {outcome[0]}"
+    return entry, True
+
+
+def _trace_segments(flag: CompiledFlag, user: Any, results: Dict[str, Variant], trace: List[Dict[str, Any]]) -> None:
+    decided = False
+    for segment in flag.segments:
+        if decided:
+            trace.append({"index": segment.index, "name": segment.metadata.get("segmentName"),
+                          "summary": "not reached"})
+            continue
+        entry, decided = _trace_segment(segment, user, results)
+        trace.append(entry)
 
 
 def explain(compiled: CompiledFlags, user: Any, flag_key: str) -> Explanation:
-    """Trace how ``flag_key`` is evaluated for ``user`` (dependencies are evaluated first)."""
+    """Trace how ``flag_key`` is evaluated for ``user`` (dependencies are evaluated first).
+
+    Accepts whatever :func:`evaluate` accepts and never raises for user data: the result is
+    always the one :func:`evaluate_details` gives (an ``ERROR`` detail when evaluating the flag
+    failed, with the trace up to the failure).
+    """
     flag = compiled.flags.get(flag_key)
     if flag is None:
         reason = FLAG_SKIPPED if flag_key in compiled.skipped else FLAG_NOT_FOUND
         detail = EvaluationDetail(flag_key, None, reason, message=compiled.skipped.get(flag_key))
         return Explanation(flag_key, detail, [], {})
-    parents = [f for f in compiled.select((flag_key,)) if f.key != flag_key]
-    results: Dict[str, Variant] = evaluate(compiled, user, [p.key for p in parents]) if parents else {}
+    parents = [f.key for f in compiled.select((flag_key,)) if f.key != flag_key]
+    results: Dict[str, Variant] = evaluate(compiled, user, parents) if parents else {}
     dependencies = {p: (results[p].key if p in results else None) for p in flag.dependencies}
     trace: List[Dict[str, Any]] = []
-    decided = False
-    for segment in flag.segments:
-        entry: Dict[str, Any] = {"index": segment.index, "name": segment.metadata.get("segmentName")}
-        trace.append(entry)
-        if decided:
-            entry["summary"] = "not reached"
-            continue
-        if segment.conditions is not None:
-            groups = []
-            any_group = False
-            for raw_group, group in zip(segment.raw_conditions, segment.conditions):
-                rows = []
-                all_matched = True
-                for raw, (get, match) in zip(raw_group, group):
-                    value = get(user, results)
-                    matched = bool(match(value))
-                    all_matched = all_matched and matched
-                    rows.append({"selector": list(raw["selector"]), "op": raw["op"], "values": raw.get("values"),
-                                 "value": _describe(value), "matched": matched})
-                any_group = any_group or all_matched
-                groups.append(rows)
-            entry["conditions"] = groups
-            if not any_group:
-                entry["summary"] = "conditions not met"
-                continue
-        outcome = segment.default
-        if segment.bucket is not None:
-            bucket = segment.bucket
-            value = coerce_string(bucket.get(user, results))
-            info: Dict[str, Any] = {"selector": list(bucket.selector), "salt": bucket.salt, "value": value,
-                                    "hash": None}
-            if value:
-                h = bucket_hash(bucket.prefix + value)
-                info.update(hash=h, allocation_value=h % 100, distribution_value=h // 100, allocation=None,
-                            distribution=None)
-                for start, end, distributions in bucket.allocations:
-                    if start <= h % 100 < end:
-                        for d_start, d_end, picked in distributions:
-                            if d_start <= h // 100 < d_end:
-                                info["allocation"], info["distribution"] = [start, end], [d_start, d_end]
-                                outcome = picked
-                                break
-                        if info["distribution"] is not None:
-                            break
-            entry["bucket"] = info
-        if outcome is None:
-            entry["summary"] = "matched, but names no variant of this flag"
-            continue
-        entry["summary"] = f"matched -> {outcome[0]}"
-        decided = True
+    try:
+        _trace_segments(flag, user, results, trace)
+    except Exception:  # noqa: BLE001 - like evaluate(): the detail below reports the failure
+        pass
     detail = evaluate_details(compiled, user, [flag_key])[flag_key]
     return Explanation(flag_key, detail, trace, dependencies)

@@ -15,7 +15,7 @@ import operator
 import re
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from .coerce import _ARRAY_LEAD, coerce_string, string_list
+from .coerce import ARRAY_START, UnwritableValue, coerce_string, string_list
 from .semver import parse_version
 
 Matcher = Callable[[Any], bool]
@@ -86,6 +86,7 @@ def _never(_: Any) -> bool:
 
 
 _MEMO_SIZE = 1024
+_MEMO_KEY_LENGTH = 64  # longer texts are parsed every time: a memo of 1 MB keys would hold 1 GB
 
 
 def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -97,9 +98,10 @@ def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         found = memo.get(text, missing)
         if found is missing:
             found = parse(text)
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[text] = found
+            if len(text) <= _MEMO_KEY_LENGTH:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                memo[text] = found
         return found
 
     return parse_memoized
@@ -114,94 +116,137 @@ def null_result(op: str, values: Sequence[str]) -> bool:
     return False
 
 
-def _string_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
-    """A test of one (non-null, string) property value against the condition's values."""
-    value_set = frozenset(values)
-    if op in (IS, IS_NOT):
-        lowered = frozenset(v.lower() for v in values)
-        has_boolean = "true" in lowered or "false" in lowered
+def boolean_key(text: str) -> str:
+    """What a value is compared by under ``is``: boolean text lowercased, anything else as is.
+
+    Two values match under ``is`` (and element-wise under the set operators) exactly when
+    their keys are equal: ``"TRUE"`` matches ``"true"``, ``"Yes"`` only ``"Yes"``.
+    """
+    low = text.lower()
+    return low if low == "true" or low == "false" else text
+
+
+def _has_boolean(values: Tuple[str, ...]) -> bool:
+    return any(v.lower() in ("true", "false") for v in values)
+
+
+def _is_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    is_: Callable[[str], bool] = frozenset(values).__contains__
+    if _has_boolean(values):
+        keys = frozenset(map(boolean_key, values))
 
         def is_(s: str) -> bool:
-            if has_boolean:
-                low = s.lower()
-                if low == "true" or low == "false":
-                    return low in lowered
-            return s in value_set
+            return boolean_key(s) in keys
 
-        if op == IS:
-            return is_
-        return lambda s: not is_(s)
-
-    if op in (CONTAINS, DOES_NOT_CONTAIN):
-        needles = tuple(frozenset(v.lower() for v in values))
-
-        def contains(s: str) -> bool:
-            low = s.lower()
-            for needle in needles:
-                if needle in low:
-                    return True
-            return False
-
-        if op == CONTAINS:
-            return contains
-        return lambda s: not contains(s)
-
-    if op in _COMPARE:
-        compare = _COMPARE[op]
-        parse = _memoized(parse_version if op in _VERSION_OPS else parse_number)
-        parsed = tuple(p for p in map(parse, values) if p is not None)
-
-        def compare_values(s: str) -> bool:
-            if parsed:
-                mine = parse(s)
-                if mine is not None:
-                    for other in parsed:
-                        if compare(mine, other):
-                            return True
-                    return False
-            for other in values:
-                if compare(s, other):
-                    return True
-            return False
-
-        return compare_values
-
-    if op in (REGEX_MATCH, REGEX_DOES_NOT_MATCH):
-        try:
-            patterns = tuple(re.compile(v) for v in values)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise InvalidCondition(f"invalid regex in {op!r} condition: {exc}") from exc
-
-        def search(s: str) -> bool:
-            for pattern in patterns:
-                if pattern.search(s) is not None:
-                    return True
-            return False
-
-        if op == REGEX_MATCH:
-            return search
-        return lambda s: not search(s)
-
-    raise InvalidCondition(f"unknown operator {op!r}")
+    if op == IS:
+        return is_
+    return lambda s: not is_(s)
 
 
-def _set_test(op: str, values: Tuple[str, ...]) -> Callable[[FrozenSet[str]], bool]:
+def _contains_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    needles = tuple(frozenset(v.lower() for v in values))
+
+    def contains(s: str) -> bool:
+        low = s.lower()
+        for needle in needles:
+            if needle in low:
+                return True
+        return False
+
+    if op == CONTAINS:
+        return contains
+    return lambda s: not contains(s)
+
+
+def _compare_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    compare = _COMPARE[op]
+    parse = _memoized(parse_version if op in _VERSION_OPS else parse_number)
+    parsed = tuple(p for p in map(parse, values) if p is not None)
+
+    def compare_values(s: str) -> bool:
+        if parsed:
+            mine = parse(s)
+            if mine is not None:
+                for other in parsed:
+                    if compare(mine, other):
+                        return True
+                return False
+        for other in values:
+            if compare(s, other):
+                return True
+        return False
+
+    return compare_values
+
+
+def _regex_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    try:
+        patterns = tuple(re.compile(v) for v in values)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise InvalidCondition(f"invalid regex in {op!r} condition: {exc}") from exc
+
+    def search(s: str) -> bool:
+        for pattern in patterns:
+            if pattern.search(s) is not None:
+                return True
+        return False
+
+    if op == REGEX_MATCH:
+        return search
+    return lambda s: not search(s)
+
+
+_STRING_TESTS: Dict[str, Callable[[str, Tuple[str, ...]], Callable[[str], bool]]] = {
+    **dict.fromkeys((IS, IS_NOT), _is_test),
+    **dict.fromkeys((CONTAINS, DOES_NOT_CONTAIN), _contains_test),
+    **dict.fromkeys(_COMPARE, _compare_test),
+    **dict.fromkeys((REGEX_MATCH, REGEX_DOES_NOT_MATCH), _regex_test),
+}
+
+
+def _string_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
+    """A test of one (non-null, string) property value against the condition's values."""
+    build = _STRING_TESTS.get(op)
+    if build is None:
+        raise InvalidCondition(f"unknown operator {op!r}")
+    return build(op, values)
+
+
+def _set_test(op: str, values: Tuple[str, ...]) -> Callable[[List[str]], bool]:
+    """A test of a property's elements (as strings) against the condition's values.
+
+    ``set is``/``set is not`` compare the two sets exactly. The other set operators compare
+    elements with the rule of ``is`` (boolean text case-insensitively) and ``set contains``
+    also needs at least as many elements as values, duplicates counted, as Amplitude's
+    engines do.
+    """
     wanted = frozenset(values)
     if op == SET_IS:
-        return lambda have: have == wanted
+        return lambda have: frozenset(have) == wanted
     if op == SET_IS_NOT:
-        return lambda have: have != wanted
+        return lambda have: frozenset(have) != wanted
+    keyed: Callable[[List[str]], FrozenSet[str]] = frozenset
+    if _has_boolean(values):
+        wanted = frozenset(map(boolean_key, values))
+
+        def keyed(have: List[str]) -> FrozenSet[str]:
+            return frozenset(map(boolean_key, have))
+
+    needed = len(values)
     if op == SET_CONTAINS:
-        return lambda have: wanted <= have
+        return lambda have: len(have) >= needed and wanted <= keyed(have)
     if op == SET_DOES_NOT_CONTAIN:
-        return lambda have: not wanted <= have
+        return lambda have: not (len(have) >= needed and wanted <= keyed(have))
     if op == SET_CONTAINS_ANY:
-        return lambda have: not wanted.isdisjoint(have)
-    return lambda have: wanted.isdisjoint(have)  # SET_DOES_NOT_CONTAIN_ANY
+        return lambda have: not wanted.isdisjoint(keyed(have))
+    return lambda have: wanted.isdisjoint(keyed(have))  # SET_DOES_NOT_CONTAIN_ANY
 
 
 def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
     """Compile one condition's operator and values into ``match(property_value) -> bool``.
+
+    The matcher never raises: a value without a string form (see :mod:`.coerce`) makes the
+    condition false.
 
     Raises:
         InvalidCondition: the operator is unknown or a regex does not compile. The caller
@@ -209,40 +254,44 @@ def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
     """
     values = tuple(values)
     if_null = null_result(op, values)
-
     if op in _SET_OPS:
-        set_test = _set_test(op, values)
+        return _set_matcher(_set_test(op, values), if_null)
+    general = _general_matcher(_string_test(op, values), if_null)
+    if op in (IS, IS_NOT) and not _has_boolean(values):
+        return _plain_is_matcher(op == IS, frozenset(values), general)
+    return general
 
-        def match_set(value: Any) -> bool:
-            if value is None:
-                return if_null
+
+def _set_matcher(set_test: Callable[[List[str]], bool], if_null: bool) -> Matcher:
+    def match_set(value: Any) -> bool:
+        if value is None:
+            return if_null
+        try:
             items = string_list(value)
-            if items is None:
-                return False
-            return set_test(frozenset(items))
+        except UnwritableValue:
+            return False
+        return False if items is None else set_test(items)
 
-        return match_set
+    return match_set
 
-    test = _string_test(op, values)
-    general = _general_matcher(test, if_null)
-    value_set = frozenset(values)
-    if op in (IS, IS_NOT) and not ({"true", "false"} & {v.lower() for v in values}):
-        # The most common operators, specialised so a plain string costs one call.
-        if op == IS:
-            def match_is(value: Any) -> bool:
-                if type(value) is str and value[:1] not in _ARRAY_LEAD:
-                    return value in value_set
-                return general(value)
 
-            return match_is
-
-        def match_is_not(value: Any) -> bool:
-            if type(value) is str and value[:1] not in _ARRAY_LEAD:
-                return value not in value_set
+def _plain_is_matcher(positive: bool, value_set: FrozenSet[str], general: Matcher) -> Matcher:
+    """``is`` / ``is not`` without boolean values: the most common operators, specialised so
+    that a plain string costs one call."""
+    if positive:
+        def match_is(value: Any) -> bool:
+            if type(value) is str and value[:1] != ARRAY_START:
+                return value in value_set
             return general(value)
 
-        return match_is_not
-    return general
+        return match_is
+
+    def match_is_not(value: Any) -> bool:
+        if type(value) is str and value[:1] != ARRAY_START:
+            return value not in value_set
+        return general(value)
+
+    return match_is_not
 
 
 def _general_matcher(test: Callable[[str], bool], if_null: bool) -> Matcher:
@@ -252,12 +301,15 @@ def _general_matcher(test: Callable[[str], bool], if_null: bool) -> Matcher:
         if value is None:
             return if_null
         if type(value) is str:
-            if value[:1] not in _ARRAY_LEAD:
+            if value[:1] != ARRAY_START:
                 return test(value)
         elif not isinstance(value, (list, tuple, set, frozenset, str)):
             text = coerce_string(value)
-            return test(text) if text is not None else if_null
-        items: Optional[List[str]] = string_list(value)
+            return test(text) if text is not None else False  # None: no string form
+        try:
+            items = string_list(value)
+        except UnwritableValue:
+            return False
         if items is None:  # a string that only looked like it might be a JSON array
             return test(value)
         for item in items:

@@ -3,7 +3,7 @@
 A parsed version is a tuple that sorts correctly with plain tuple comparison:
 ``(major, minor, patch, is_release, prerelease)``. A prerelease sorts below its release and
 prereleases compare as strings. Digits are ASCII only and the whole string must match (a
-trailing newline does not parse).
+trailing newline does not parse); a part too long for ``int()`` (over 4300 digits) does not parse.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ def parse_version(text: str) -> Optional[Version]:
     if match is None:
         return None
     major, minor, patch, prerelease = match.groups()
+    try:
+        numbers = (int(major), int(minor), int(patch or 0))
+    except ValueError:  # a part longer than Python's int-from-str limit (4300 digits)
+        return None
     if prerelease is None:
-        return (int(major), int(minor), int(patch or 0), 1, "")
-    return (int(major), int(minor), int(patch or 0), 0, prerelease)
+        return (*numbers, 1, "")
+    return (*numbers, 0, prerelease)

@@ -56,6 +56,22 @@ def test_fixture_is_from_the_reference() -> None:
     assert any(s["name"] == "bucketing" for s in SUITES)
 
 
+def test_list_element_suites_cover_every_operator_and_name_their_corrections() -> None:
+    # issue 10 point 3: every operator against lists of booleans, numbers, nulls, duplicates,
+    # mixed case, padded strings and empty lists; a case names the design.md §4 correction
+    # (a, b or e, see scripts/generate_conformance.py) applied to each flag it corrects.
+    suites = [s for s in SUITES if s["name"].startswith("list-elements-")]
+    assert len(suites) == 2
+    for suite in suites:
+        ops = {flag["segments"][0]["conditions"][0][0]["op"] for flag in suite["flags"]}
+        assert len(ops) == 20
+        keys = {flag["key"] for flag in suite["flags"]}
+        letters = [letter for case in suite["cases"] for key, letter in case.get("corrections", {}).items()
+                   if key in keys]
+        assert set(letters) == {"a", "b", "e"}
+        assert len(letters) == sum(len(case.get("corrections", {})) for case in suite["cases"])
+
+
 @pytest.mark.parametrize("suite", SUITES, ids=[s["name"] for s in SUITES])
 def test_matches_reference(suite: Dict[str, Any]) -> None:
     compiled = compile_flags(copy.deepcopy(suite["flags"]))

@@ -63,8 +63,10 @@ def test_bucket_hash_is_murmur3_x86_32_seed_0(text: str, expected: int) -> None:
 
 def test_bucket_hash_handles_non_ascii_and_lone_surrogates() -> None:
     assert bucket_hash("s/日本") == 2252427704
-    # mmh3 itself crashes on a str with a lone surrogate; we hash its surrogatepass bytes
-    assert bucket_hash("s/\ud800") == bucket_hash("s/\ud800")
+    # design.md §4: encode with surrogatepass, so a lone surrogate hashes as its 3 UTF-8-style
+    # bytes (ED A0 80) instead of crashing: murmur3(b"s/\xed\xa0\x80") = 133130816.
+    assert bucket_hash("s/\ud800") == 133130816
+    assert bucket_hash("s/\ud800") != bucket_hash("s/\ud801")
 
 
 def test_bucketing_distribution_over_10000_devices() -> None:
@@ -83,11 +85,18 @@ def test_bucketing_distribution_over_10000_devices() -> None:
 
 
 def test_bucketing_uses_salt_slash_value() -> None:
-    h = bucket_hash("salt/device-7")
-    expected = "control" if h // 100 < 21474837 else "treatment"
-    assert h % 100 < 100
-    result = evaluate(compile_flags([rollout("exp", 100)]), User(device_id="device-7"))
-    assert result["exp"].key == expected
+    # design.md §4: h = murmur3(salt + "/" + value). Expected variants recorded from the official
+    # SDK (amplitude-experiment 1.13.0) for devices 0..11; hashing "saltdevice-N" (no slash)
+    # would give control, treatment, treatment, control, ... instead.
+    flags = compile_flags([rollout("exp", 100), rollout("half", 50, salt="other")])
+    results = [evaluate(flags, User(device_id=f"device-{i}")) for i in range(12)]
+    assert [r["exp"].key for r in results] == [
+        "control", "control", "control", "control", "treatment", "control", "control", "control", "treatment",
+        "control", "treatment", "control"]
+    assert [r["half"].key for r in results] == [
+        "off", "control", "treatment", "control", "control", "treatment", "treatment", "off", "control", "off",
+        "treatment", "off"]
+    assert bucket_hash("salt/device-7") == 1405963375  # allocation 75, distribution 14059633: control
 
 
 def test_missing_or_empty_bucketing_value_gets_segment_variant() -> None:

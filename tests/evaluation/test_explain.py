@@ -79,7 +79,8 @@ def test_explain_trace_shows_values_operators_and_bucket_numbers() -> None:
               "variant": "a"},
          ]},
     ])
-    result = explain(flags, User(device_id="device-7", user_properties={"plan": "free"}), "child")
+    user = User(device_id="device-7", user_properties={"plan": "free"})
+    result = explain(flags, user, "child")
     data = result.to_dict()
     assert data["dependencies"] == {"parent": "on"}
     first, second = data["segments"]
@@ -95,7 +96,7 @@ def test_explain_trace_shows_values_operators_and_bucket_numbers() -> None:
     assert bucket["hash"] == 1538963096 and bucket["allocation_value"] == 96  # mmh3.hash("s1/device-7")
     assert bucket["distribution_value"] == 15389630 and bucket["distribution"] == [0, 21474837]
     assert second["summary"] == "matched -> a"
-    assert data["result"]["variant"]["key"] == evaluate(flags, User(device_id="device-7"), ["child"])["child"].key
+    assert data["result"]["variant"]["key"] == "a" == evaluate(flags, user, ["child"])["child"].key
     text = result.to_text()
     assert text.splitlines()[0] == "flag child: a  [SPLIT]"
     assert "      ✗ context.user.user_properties.plan = 'free'  is ['pro']" in text
@@ -107,3 +108,24 @@ def test_explain_unknown_and_skipped_flags() -> None:
     assert explain(compiled, User(), "ghost").detail.reason == FLAG_NOT_FOUND
     assert explain(compiled, User(), "broken").to_text() == "flag broken: (no variant)  [FLAG_SKIPPED]\n" \
         "  segments must be a list"
+
+
+def test_explain_bucket_step_agrees_with_evaluate_for_every_user() -> None:
+    # explain traces buckets with bucketing.locate, the rule the engine applies (design.md §4):
+    # over 500 devices and a 3-allocation bucket, the traced variant is the evaluated one.
+    flag = rollout("exp", 100)
+    flag["segments"][0]["bucket"]["allocations"] = [
+        {"range": [0, 30], "distributions": [{"variant": "control", "range": [0, 42949673]}]},
+        {"range": [30, 60], "distributions": [{"variant": "treatment", "range": [0, 20000000]}]},
+        {"range": [30, 100], "distributions": [{"variant": "control", "range": [0, 42949673]}]},
+    ]
+    compiled = compile_flags([flag])
+    seen = set()
+    for i in range(500):
+        user = User(device_id=f"device-{i}")
+        (segment,) = explain(compiled, user, "exp").to_dict()["segments"]
+        expected = evaluate(compiled, user)["exp"].key
+        assert segment["summary"] == f"matched -> {expected}"
+        seen.add((tuple(segment["bucket"]["allocation"]), expected))
+    # every allocation was hit, including the fall-through from [30, 60) to [30, 100)
+    assert seen == {((0, 30), "control"), ((30, 60), "treatment"), ((30, 100), "control")}
