@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 
 def copy_json(value: Any) -> Any:
-    """A copy of a JSON-like value deep enough that changing it cannot change the original."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
+    """A copy of a JSON-like value deep enough that changing it cannot change the original.
+
+    Iterative, so a payload nested thousands of levels deep copies like any other.
+    """
+    if not isinstance(value, (dict, list)):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    # (source container, its copy): containers whose children still have to be copied
+    pending = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        if isinstance(source, dict):
+            for key, item in source.items():
+                target[key] = _copy_one(item, pending)
+        else:
+            target.extend([_copy_one(item, pending) for item in source])
+    return root
+
+
+def _copy_one(item: Any, pending: List[Tuple[Any, Any]]) -> Any:
+    if isinstance(item, dict):
+        copied: Any = {}
+    elif isinstance(item, list):
+        copied = []
+    else:
+        return item
+    pending.append((item, copied))
+    return copied
 
 
 class Variant:

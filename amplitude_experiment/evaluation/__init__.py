@@ -6,7 +6,7 @@ Importable and usable on its own: no I/O, no threads.
 >>> evaluate(compiled, User(user_id="u1"))  # -> Dict[str, Variant]
 """
 
-from .compiler import CompiledFlag, CompiledFlags, compile_flags
+from .compiler import CompiledFlag, CompiledFlags, Outcome, compile_flags
 from .engine import evaluate
 
-__all__ = ["CompiledFlag", "CompiledFlags", "compile_flags", "evaluate"]
+__all__ = ["CompiledFlag", "CompiledFlags", "Outcome", "compile_flags", "evaluate"]

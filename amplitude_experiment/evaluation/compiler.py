@@ -10,19 +10,45 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+import sys
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from .context import Getter, compile_selector
 from .operators import InvalidCondition, Matcher, compile_matcher, invalid_matcher
 
-logger = logging.getLogger("amplitude_experiment.evaluation")
+_default_logger = logging.getLogger("amplitude_experiment.evaluation")
 
-# (variant key, value, payload, merged metadata, payload needs copying)
-Outcome = Tuple[Optional[str], Any, Any, Dict[str, Any], bool]
+
+class Outcome(NamedTuple):
+    """What a flag yields for a user: one variant with its merged metadata (immutable, shared).
+
+    Evaluation makes each returned :class:`~amplitude_experiment.Variant` from an outcome, and
+    event tracking reads the outcome a variant came from (never the caller's copy).
+
+    Attributes:
+        key: the variant key.
+        value: the variant value.
+        payload: the variant payload, shared with every variant made from this outcome.
+        metadata: flag, then segment, then variant metadata merged (later wins).
+        payload_shared: the payload is a container, so a variant copies it on first read.
+    """
+
+    key: Optional[str]
+    value: Any
+    payload: Any
+    metadata: Dict[str, Any]
+    payload_shared: bool
+
+
 Condition = Tuple[Getter, Matcher]
 Allocation = Tuple[int, int, Tuple[Tuple[int, int, Optional[Outcome]], ...]]
 
+#: ``select()`` remembers the flags of at most this many distinct ``flag_keys`` ...
 _SUBSET_CACHE_SIZE = 256
+#: ... holding at most this many flag references in all, and only for requests of at most
+#: ``_SUBSET_CACHE_MAX_KEYS`` keys (a request for 100,000 keys is computed, never kept).
+_SUBSET_CACHE_FLAGS = 65536
+_SUBSET_CACHE_MAX_KEYS = 64
 
 
 class MalformedFlag(ValueError):
@@ -57,72 +83,100 @@ class CompiledSegment:
 
 
 class CompiledFlag:
-    __slots__ = ("key", "segments", "dependencies", "metadata", "variants", "raw", "cohort_ids")
+    """One compiled flag. Keeps no raw JSON: only what evaluation and explanations read.
+
+    Attributes:
+        key: the flag key.
+        segments: compiled segments, in order.
+        dependencies: keys of the flags this one depends on.
+        metadata: the flag's metadata.
+        cohort_ids: cohort ids its conditions target, by group type ("User" for users).
+    """
+
+    __slots__ = ("key", "segments", "dependencies", "metadata", "cohort_ids")
 
     def __init__(self, key: str, segments: Tuple[CompiledSegment, ...], dependencies: Tuple[str, ...],
-                 metadata: Dict[str, Any], variants: Dict[str, Any], raw: Mapping[str, Any]) -> None:
+                 metadata: Dict[str, Any]) -> None:
         self.key = key
         self.segments = segments
         self.dependencies = dependencies
         self.metadata = metadata
-        self.variants = variants
-        self.raw = raw
         self.cohort_ids: Dict[str, FrozenSet[str]] = {}
 
 
 class CompiledFlags:
     """An immutable, ready-to-evaluate set of flags (one config version).
 
+    Memory is linear in flags plus dependency edges: a flag keeps its direct dependencies
+    only, and :meth:`select` walks them when asked.
+
     Attributes:
         flags: compiled flags by key, in evaluation (dependency) order.
-        skipped: flags that could not be compiled, key → reason.
+        skipped: flags that could not be compiled, key → reason (``"#<index>"`` for an entry
+            without a string key).
         warnings: problems that did not skip a flag (e.g. an invalid regex), as messages.
-        raw: the flag dicts as given (skipped ones included).
+        entries: how many entries the config held (compiled or not).
+        fingerprints: for every entry with a string key (compiled or skipped), a fingerprint of
+            its JSON text (equal fingerprints: unchanged flag), or ``None`` when compiled from
+            decoded objects without one.
     """
 
-    __slots__ = ("flags", "order", "skipped", "warnings", "raw", "cohort_ids", "_closure", "_position", "_subsets")
+    __slots__ = ("flags", "order", "skipped", "warnings", "entries", "fingerprints", "cohort_ids", "_position",
+                 "_subsets", "_subset_flags")
 
     def __init__(self, flags: Dict[str, CompiledFlag], skipped: Dict[str, str], warnings: List[str],
-                 raw: List[Any]) -> None:
+                 entries: int, fingerprints: Optional[Dict[str, Optional[int]]] = None) -> None:
         self.flags = flags
         self.order: Tuple[CompiledFlag, ...] = tuple(flags.values())
         self.skipped = skipped
         self.warnings = warnings
-        self.raw = raw
+        self.entries = entries
+        self.fingerprints: Dict[str, Optional[int]] = fingerprints if fingerprints is not None else {}
         cohorts: Dict[str, Set[str]] = {}
         for flag in self.order:
             for group_type, ids in flag.cohort_ids.items():
                 cohorts.setdefault(group_type, set()).update(ids)
-        #: every cohort id the flags target, by group type ("User" for user cohorts)
+        #: every cohort id the flags target, by group type ("User" for users)
         self.cohort_ids: Dict[str, FrozenSet[str]] = {t: frozenset(ids) for t, ids in cohorts.items()}
         self._position = {key: i for i, key in enumerate(flags)}
-        self._closure: Dict[str, FrozenSet[str]] = {}
-        for flag in self.order:  # parents come first, so their closures already exist
-            closure = {flag.key}
-            for parent in flag.dependencies:
-                closure |= self._closure.get(parent, frozenset())
-            self._closure[flag.key] = frozenset(closure)
         self._subsets: Dict[FrozenSet[str], Tuple[CompiledFlag, ...]] = {}
+        self._subset_flags = 0
 
     def __len__(self) -> int:
         return len(self.flags)
 
+    @property
+    def rejected(self) -> int:
+        """How many entries could not be compiled (counted by key)."""
+        return len(self.skipped)
+
     def select(self, flag_keys: Iterable[str]) -> Tuple[CompiledFlag, ...]:
-        """The flags to evaluate for ``flag_keys``: those flags and their dependencies, in order."""
+        """The flags to evaluate for ``flag_keys``: those flags and their dependencies, in order.
+
+        Costs time linear in the flags selected plus their dependency edges; results for
+        small requests are remembered (bounded).
+        """
         keys = flag_keys if isinstance(flag_keys, frozenset) else frozenset(flag_keys)
         cached = self._subsets.get(keys)
         if cached is not None:
             return cached
+        flags = self.flags
         wanted: Set[str] = set()
-        for key in keys:
-            closure = self._closure.get(key)
-            if closure is not None:
-                wanted |= closure
+        pending = [key for key in keys if key in flags]
+        while pending:
+            key = pending.pop()
+            if key in wanted:
+                continue
+            wanted.add(key)
+            pending.extend(parent for parent in flags[key].dependencies if parent in flags and parent not in wanted)
         position = self._position
-        subset = tuple(self.flags[k] for k in sorted(wanted, key=position.__getitem__))
-        if len(self._subsets) >= _SUBSET_CACHE_SIZE:
-            self._subsets.clear()  # bounded; a miss only costs a sort
-        self._subsets[keys] = subset
+        subset = tuple(flags[k] for k in sorted(wanted, key=position.__getitem__))
+        if len(keys) <= _SUBSET_CACHE_MAX_KEYS:
+            if len(self._subsets) >= _SUBSET_CACHE_SIZE or self._subset_flags + len(subset) > _SUBSET_CACHE_FLAGS:
+                self._subsets = {}  # bounded; a miss only costs a walk and a sort
+                self._subset_flags = 0
+            self._subsets[keys] = subset
+            self._subset_flags += len(subset)
         return subset
 
 
@@ -147,16 +201,21 @@ def _require(condition: bool, message: str) -> None:
         raise MalformedFlag(message)
 
 
+_EMPTY: Dict[str, Any] = {}  # shared; compiled metadata is never changed in place
+
+
 def _mapping(value: Any, what: str) -> Dict[str, Any]:
+    """An object of the config, shared with the decoded JSON (no copy: it is never changed)."""
     if value is None:
-        return {}
+        return _EMPTY
     _require(isinstance(value, dict), f"{what} must be an object")
-    return dict(value)
+    mapping: Dict[str, Any] = value
+    return mapping
 
 
 def _selector(value: Any, what: str) -> Tuple[str, ...]:
     _require(isinstance(value, list) and all(isinstance(s, str) for s in value), f"{what} must be a list of strings")
-    return tuple(value)
+    return tuple(map(sys.intern, value))  # the same few names recur in every flag
 
 
 def _range(value: Any, what: str) -> Tuple[int, int]:
@@ -175,6 +234,8 @@ class _FlagCompiler:
         self.warnings = warnings
         #: cohort ids this flag's conditions target, by group type ("User" for users)
         self.cohort_ids: Dict[str, Set[str]] = {}
+        #: one Outcome per (variant key, segment): distributions and defaults share it
+        self._outcomes: Dict[Tuple[str, int], Outcome] = {}
 
     def compile(self) -> CompiledFlag:
         raw = self.raw
@@ -185,23 +246,34 @@ class _FlagCompiler:
         self.variants = variants
         self.metadata = _mapping(raw.get("metadata"), "metadata")
         segments = raw.get("segments")
-        segments = [] if segments is None else segments
+        if segments is None:
+            self.warnings.append(f"flag {self.key!r} has no segments (missing or null); it yields no variant")
+            segments = []
         _require(isinstance(segments, list), "segments must be a list")
         dependencies = raw.get("dependencies") or []
         _require(isinstance(dependencies, list) and all(isinstance(d, str) for d in dependencies),
                  "dependencies must be a list of flag keys")
         compiled_segments = tuple(self._segment(i, s) for i, s in enumerate(segments))
-        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self.metadata, variants, raw)
+        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self.metadata)
         flag.cohort_ids = {t: frozenset(ids) for t, ids in self.cohort_ids.items()}
         return flag
 
     def _outcome(self, variant_key: Any, segment_metadata: Dict[str, Any]) -> Optional[Outcome]:
         if not isinstance(variant_key, str) or variant_key not in self.variants:
             return None
-        variant = self.variants[variant_key]
-        metadata = {**self.metadata, **segment_metadata, **_mapping(variant.get("metadata"), "variant metadata")}
-        payload = variant.get("payload")
-        return (variant.get("key"), variant.get("value"), payload, metadata, _is_container(payload))
+        memo_key = (variant_key, id(segment_metadata))
+        outcome = self._outcomes.get(memo_key)
+        if outcome is None:
+            variant = self.variants[variant_key]
+            variant_metadata = _mapping(variant.get("metadata"), "variant metadata")
+            if segment_metadata or variant_metadata:
+                metadata = {**self.metadata, **segment_metadata, **variant_metadata}
+            else:
+                metadata = self.metadata
+            payload = variant.get("payload")
+            outcome = Outcome(variant.get("key"), variant.get("value"), payload, metadata, _is_container(payload))
+            self._outcomes[memo_key] = outcome
+        return outcome
 
     def _segment(self, index: int, raw: Any) -> CompiledSegment:
         what = f"segments[{index}]"
@@ -246,19 +318,20 @@ class _FlagCompiler:
         _require(isinstance(salt, str), f"{what} bucket salt must be a string")
         allocations = raw.get("allocations") or []
         _require(isinstance(allocations, list), f"{what} bucket allocations must be a list")
-        compiled = []
-        for allocation in allocations:
-            _require(isinstance(allocation, dict), f"{what} allocation must be an object")
-            start, end = _range(allocation.get("range"), f"{what} allocation range")
-            distributions = allocation.get("distributions") or []
-            _require(isinstance(distributions, list), f"{what} distributions must be a list")
-            dists = []
-            for distribution in distributions:
-                _require(isinstance(distribution, dict), f"{what} distribution must be an object")
-                d_start, d_end = _range(distribution.get("range"), f"{what} distribution range")
-                dists.append((d_start, d_end, self._outcome(distribution.get("variant"), segment_metadata)))
-            compiled.append((start, end, tuple(dists)))
-        return CompiledBucket(compile_selector(selector), selector, salt, tuple(compiled))
+        compiled = tuple(self._allocation(a, segment_metadata, what) for a in allocations)
+        return CompiledBucket(compile_selector(selector), selector, salt, compiled)
+
+    def _allocation(self, raw: Any, segment_metadata: Dict[str, Any], what: str) -> Allocation:
+        _require(isinstance(raw, dict), f"{what} allocation must be an object")
+        start, end = _range(raw.get("range"), f"{what} allocation range")
+        distributions = raw.get("distributions") or []
+        _require(isinstance(distributions, list), f"{what} distributions must be a list")
+        dists = []
+        for distribution in distributions:
+            _require(isinstance(distribution, dict), f"{what} distribution must be an object")
+            d_start, d_end = _range(distribution.get("range"), f"{what} distribution range")
+            dists.append((d_start, d_end, self._outcome(distribution.get("variant"), segment_metadata)))
+        return start, end, tuple(dists)
 
 
 def _dependency_order(flags: Dict[str, CompiledFlag]) -> Tuple[List[str], List[List[str]]]:
@@ -296,10 +369,20 @@ def _dependency_order(flags: Dict[str, CompiledFlag]) -> Tuple[List[str], List[L
     return order, cycles
 
 
-def compile_flags(raw_flags: Sequence[Any]) -> CompiledFlags:
+def compile_flags(raw_flags: Sequence[Any], *, fingerprints: Optional[Sequence[Optional[int]]] = None,
+                  logger: Optional[logging.Logger] = None, report: bool = True) -> CompiledFlags:
     """Compile a list of v2 flag configs (as decoded from JSON).
 
-    Never raises for a bad flag: it is left out and listed in ``skipped`` (and logged once).
+    Never raises for a bad flag: it is left out and listed in ``skipped``. The compiled form
+    keeps no reference to ``raw_flags`` except variant values, payloads and metadata, which
+    are shared, never copied (do not change them afterwards).
+
+    Args:
+        raw_flags: the decoded flag array.
+        fingerprints: one per entry, identifying its JSON text (see ``CompiledFlag.fingerprint``).
+        logger: where problems are reported (default: ``amplitude_experiment.evaluation``).
+        report: log skipped flags and warnings (one summary line each); a caller that decides
+            whether to use the config at all reports them itself with :func:`report_problems`.
 
     Raises:
         TypeError: ``raw_flags`` is not a list.
@@ -312,29 +395,59 @@ def compile_flags(raw_flags: Sequence[Any]) -> CompiledFlags:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile_all(raw_flags)
+        compiled = _compile_all(raw_flags, fingerprints)
     finally:
         if collecting:
             gc.enable()
+    if report:
+        report_problems(compiled, logger or _default_logger)
+    return compiled
 
 
-def _compile_all(raw_flags: List[Any]) -> CompiledFlags:
+#: How many skipped flags and warnings are logged one by one before a single "and N more" line.
+REPORT_LIMIT = 10
+
+
+def report_problems(compiled: CompiledFlags, log: logging.Logger) -> None:
+    """Log the skipped flags and the warnings of a config, at most ``REPORT_LIMIT`` lines of each."""
+    for key, reason in list(compiled.skipped.items())[:REPORT_LIMIT]:
+        log.warning("Skipping flag %r: %s", key, reason)
+    if len(compiled.skipped) > REPORT_LIMIT:
+        log.warning("... and %d more skipped flags (%d of %d entries in all)", len(compiled.skipped) - REPORT_LIMIT,
+                    len(compiled.skipped), compiled.entries)
+    for message in compiled.warnings[:REPORT_LIMIT]:
+        log.warning("%s", message)
+    if len(compiled.warnings) > REPORT_LIMIT:
+        log.warning("... and %d more flag config warnings", len(compiled.warnings) - REPORT_LIMIT)
+
+
+def _compile_entry(index: int, raw: Any, warnings: List[str]) -> Union[CompiledFlag, Tuple[str, str]]:
+    """A compiled flag, or (key, reason) when the entry is unusable."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    if not isinstance(key, str):
+        return f"#{index}", "not an object with a string 'key'"
+    try:
+        return _FlagCompiler(raw, warnings).compile()
+    except (MalformedFlag, TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+        return key, str(exc) or exc.__class__.__name__
+
+
+def _compile_all(raw_flags: List[Any], fingerprints: Optional[Sequence[Optional[int]]]) -> CompiledFlags:
     warnings: List[str] = []
     skipped: Dict[str, str] = {}
     compiled: Dict[str, CompiledFlag] = {}
+    prints: Dict[str, Optional[int]] = {}
     for index, raw in enumerate(raw_flags):
-        key = raw.get("key") if isinstance(raw, dict) else None
-        if not isinstance(key, str):
-            skipped[f"#{index}"] = "not an object with a string 'key'"
-            continue
-        try:
-            flag = _FlagCompiler(raw, warnings).compile()
-        except (MalformedFlag, TypeError, ValueError, AttributeError, KeyError) as exc:
-            skipped[key] = str(exc)
+        result = _compile_entry(index, raw, warnings)
+        if isinstance(raw, dict) and isinstance(raw.get("key"), str):
+            prints[raw["key"]] = fingerprints[index] if fingerprints is not None and index < len(fingerprints) else None
+        if isinstance(result, tuple):
+            key, reason = result
+            skipped[key] = reason
             compiled.pop(key, None)
             continue
-        skipped.pop(key, None)
-        compiled[key] = flag  # a later duplicate replaces an earlier one, keeping its place
+        skipped.pop(result.key, None)
+        compiled[result.key] = result  # a later duplicate replaces an earlier one, keeping its place
     order, cycles = _dependency_order(compiled)
     in_cycle = {key for cycle in cycles for key in cycle}
     for cycle in cycles:
@@ -342,8 +455,4 @@ def _compile_all(raw_flags: List[Any]) -> CompiledFlags:
         for key in cycle:
             skipped[key] = f"dependency cycle: {description}"
     ordered = {key: compiled[key] for key in order if key not in in_cycle}
-    for key, reason in skipped.items():
-        logger.warning("Skipping flag %r: %s", key, reason)
-    for message in warnings:
-        logger.warning("%s", message)
-    return CompiledFlags(ordered, skipped, warnings, list(raw_flags))
+    return CompiledFlags(ordered, skipped, warnings, len(raw_flags), prints)

@@ -9,7 +9,7 @@ prepared by the compiler.
 from __future__ import annotations
 
 import logging
-from typing import Any, Collection, Dict, Optional
+from typing import Any, Collection, Dict, Optional, Tuple
 
 from ..variant import Variant
 from .bucketing import bucket_hash
@@ -49,27 +49,8 @@ def make_variant(outcome: Outcome) -> Variant:
     return variant
 
 
-def evaluate_flag(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) -> Optional[Outcome]:
-    """The outcome of one flag for ``user``, or ``None`` when no segment yields a variant."""
-    for segment in flag.segments:
-        groups = segment.conditions
-        if groups is not None:
-            for group in groups:
-                for get, match in group:
-                    if not match(get(user, results)):
-                        break
-                else:
-                    break  # every condition of this group matched
-            else:
-                continue  # no group matched (or there were none): next segment
-        outcome = segment.default
-        if segment.bucket is not None:
-            picked = bucket_outcome(segment.bucket, user, results)
-            if picked is not NO_DISTRIBUTION:
-                outcome = picked
-        if outcome is not None:
-            return outcome
-    return None
+def _selected(compiled: CompiledFlags, flag_keys: Collection[str]) -> Tuple[CompiledFlag, ...]:
+    return compiled.select((flag_keys,) if isinstance(flag_keys, str) else flag_keys)
 
 
 def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[str]] = None) -> Dict[str, Variant]:
@@ -87,17 +68,12 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
         Never raises because of flag or user data: a flag that fails is left out and logged
         at debug level.
     """
-    if flag_keys is None:
-        flags = compiled.order
-    elif isinstance(flag_keys, str):
-        flags = compiled.select((flag_keys,))
-    else:
-        flags = compiled.select(flag_keys)
+    flags = compiled.order if flag_keys is None else _selected(compiled, flag_keys)
     results: Dict[str, Variant] = {}
     new_variant = Variant.__new__
     for flag in flags:
         try:
-            # evaluate_flag, inlined: this loop is most of the cost of a call.
+            # The segment loop, inlined: it is most of the cost of a call.
             outcome = None
             for segment in flag.segments:
                 groups = segment.conditions

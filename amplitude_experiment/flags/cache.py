@@ -1,45 +1,42 @@
-"""Flag configs from outside the network: bootstrap data and the last-known-good cache file."""
+"""Flag configs from outside the network: bootstrap data and the last-known-good cache file.
+
+Both are handed to the store as body bytes, exactly like a download; the store decodes them
+(and rejects what is not a JSON array of flags).
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import tempfile
 import time
-from typing import Any, List, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
-from ..exceptions import FlagConfigError
-from .fetcher import parse_flag_body
-
-logger = logging.getLogger("amplitude_experiment.flags")
+from .decode import encode_flags
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def bootstrap_body(flags: Union[List[Any], str, bytes]) -> Tuple[List[Any], bytes]:
-    """Flags given in code (a decoded list, or JSON text) as ``(flags, body)``.
+def bootstrap_body(flags: Union[List[Any], str, bytes]) -> bytes:
+    """Flags given in code (a decoded list, or JSON text) as body bytes.
 
     Raises:
-        FlagConfigError: the JSON does not decode to an array.
+        FlagConfigError: a list that cannot be written as JSON.
     """
     if isinstance(flags, list):
-        return flags, json.dumps(flags, sort_keys=True, separators=(",", ":")).encode()
-    body = flags.encode() if isinstance(flags, str) else bytes(flags)
-    return parse_flag_body(body), body
+        return encode_flags(flags)
+    return flags.encode("utf-8", "surrogatepass") if isinstance(flags, str) else bytes(flags)
 
 
-def read_flag_file(path: PathLike) -> Tuple[List[Any], bytes, float]:
-    """Read a flag file: ``(flags, body, age in seconds)``.
+def read_flag_file(path: PathLike, now: Optional[float] = None) -> Tuple[bytes, float]:
+    """Read a flag file: ``(body, age in seconds)``; ``now`` is the current epoch time.
 
     Raises:
         OSError: the file cannot be read.
-        FlagConfigError: its content is not a JSON array.
     """
     with open(path, "rb") as handle:
         body = handle.read()
         modified = os.fstat(handle.fileno()).st_mtime
-    return parse_flag_body(body), body, max(0.0, time.time() - modified)
+    return body, max(0.0, (time.time() if now is None else now) - modified)
 
 
 def write_flag_file(path: PathLike, body: bytes) -> None:
@@ -64,4 +61,4 @@ def write_flag_file(path: PathLike, body: bytes) -> None:
         raise
 
 
-__all__ = ["FlagConfigError", "bootstrap_body", "read_flag_file", "write_flag_file"]
+__all__ = ["bootstrap_body", "read_flag_file", "write_flag_file"]

@@ -8,18 +8,19 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Callable, Iterator, Optional
 
 import requests
 from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 
 from .._backoff import Backoff
+from .._clock import SYSTEM_CLOCK, Clock
+from .._http import parse_retry_after
 from ..exceptions import FlagConfigError
-from ..version import LIBRARY
-from .fetcher import parse_flag_body
+from ..version import LIBRARY, USER_AGENT
 from .sse import SSEMessage, SSEParser
 
-logger = logging.getLogger("amplitude_experiment.flags")
+_default_logger = logging.getLogger("amplitude_experiment.flags")
 
 __all__ = ["FlagStream", "STREAM_PATH"]
 
@@ -52,19 +53,57 @@ class _Run:
         self.response: Optional[requests.Response] = None
 
 
+class _Watchdog:
+    """Ends a connection that stays silent for ``timeout`` seconds, on a short-lived thread.
+
+    The stream thread calls :meth:`feed` whenever bytes arrive. Time is read and waited on
+    through ``clock``, so a test moves it with a manual clock instead of waiting.
+    """
+
+    def __init__(self, clock: Clock, timeout: float, on_silence: Callable[[], None], name: str) -> None:
+        self._clock = clock
+        self._timeout = timeout
+        self._on_silence = on_silence
+        self._deadline = clock.monotonic() + timeout
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def feed(self) -> None:
+        """Data arrived: the silence starts over."""
+        self._deadline = self._clock.monotonic() + self._timeout
+
+    def cancel(self) -> None:
+        self._done.set()
+
+    def _run(self) -> None:
+        clock, done = self._clock, self._done
+        while True:
+            remaining = self._deadline - clock.monotonic()
+            if remaining <= 0:
+                self.fired = True
+                self._on_silence()
+                return
+            if clock.wait(done, remaining):
+                return
+
+
 class FlagStream:
     """Keeps a server-sent-events connection to the flag stream open on a daemon thread.
 
-    Each flag message is decoded with :func:`parse_flag_body` and handed to ``on_flags(flags, raw)``.
-    A message that is not a JSON array is logged and ignored (the stream stays up). A stream that
-    is silent for ``keepalive_timeout`` seconds, closes, or cannot be opened is reconnected after a
-    jittered ``backoff`` wait.
+    Each flag message's bytes are handed to ``on_flags(body)``, which decodes and publishes them
+    and raises :class:`FlagConfigError` for a message that is not usable: that message is
+    logged and ignored (the stream stays up, the last good flags stay). A stream that is
+    silent for ``keepalive_timeout`` seconds (measured on ``clock``), closes, or cannot be
+    opened is reconnected after a jittered ``backoff`` wait.
 
     Args:
         session: the ``requests.Session`` to use (owned by the caller).
         stream_server_url: the stream server, e.g. ``https://stream.lab.amplitude.com``.
         deployment_key: the deployment key (sent, never logged).
-        on_flags: called on the stream thread with the decoded flags and the raw message bytes.
+        on_flags: called on the stream thread with each flag message's bytes; raises
+            ``FlagConfigError`` when the message is not usable.
         keepalive_timeout: seconds without any data after which the connection counts as dead.
         connect_timeout: TCP/TLS connect timeout in seconds.
         backoff: waits between reconnection attempts.
@@ -73,6 +112,8 @@ class FlagStream:
         on_state_change: called on the stream thread with True once a connection delivers flags,
             and with False when a connection fails or ends (only on changes).
         name: the thread's name.
+        clock: time source and waiter of the keep-alive watchdog and the backoff.
+        logger: where warnings go.
     """
 
     def __init__(
@@ -80,7 +121,7 @@ class FlagStream:
         session: requests.Session,
         stream_server_url: str,
         deployment_key: str,
-        on_flags: Callable[[List[Any], bytes], None],
+        on_flags: Callable[[bytes], None],
         *,
         keepalive_timeout: float = 17.0,
         connect_timeout: float = 10.0,
@@ -88,6 +129,8 @@ class FlagStream:
         auth_backoff: Optional[Backoff] = None,
         on_state_change: Optional[Callable[[bool], None]] = None,
         name: str = "amplitude_experiment-stream",
+        clock: Clock = SYSTEM_CLOCK,
+        logger: Optional[logging.Logger] = None,
     ) -> None:
         if keepalive_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("FlagStream timeouts must be positive")
@@ -96,8 +139,11 @@ class FlagStream:
         self._headers = {
             "Authorization": f"Api-Key {deployment_key}",
             "X-Amp-Exp-Library": LIBRARY,
+            "User-Agent": USER_AGENT,
             "Accept": "text/event-stream",
         }
+        self._clock = clock
+        self._logger = logger or _default_logger
         self._on_flags = on_flags
         self._on_state_change = on_state_change
         self.keepalive_timeout = keepalive_timeout
@@ -160,7 +206,7 @@ class FlagStream:
         with run.lock:
             response = run.response
             if response is not None:
-                _interrupt(response)
+                _interrupt(response, self._logger)
         self._connected = False
         thread = self._thread
         if thread is None or thread is threading.current_thread():
@@ -169,8 +215,8 @@ class FlagStream:
         return not thread.is_alive()
 
     def wait_first(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the first flags message has been delivered; True if it has."""
-        return self._first.wait(timeout)
+        """Wait (on the clock) until the first flags message has been delivered; True if it has."""
+        return self._clock.wait(self._first, timeout)
 
     # ----- the stream thread -----------------------------------------------------------------
 
@@ -189,9 +235,9 @@ class FlagStream:
             try:
                 wait = self._record_failure(failure or _StreamFailure("the stream ended"))
             except Exception:  # noqa: BLE001
-                logger.exception("Flag stream bookkeeping failed")
+                self._logger.exception("Flag stream bookkeeping failed")
                 wait = self._backoff.cap
-            stop.wait(wait)
+            self._clock.wait(stop, wait)
         if self._run_state is run:  # a restart may already own the state
             self._connected = False
 
@@ -207,54 +253,65 @@ class FlagStream:
                 response.close()
                 return
             run.response = response
+        watchdog: Optional[_Watchdog] = None
         try:
             if response.status_code != 200:
                 raise _StreamFailure(f"{self.url} returned HTTP {response.status_code}", response.status_code,
-                                     _retry_after(response))
+                                     parse_retry_after(response.headers.get("Retry-After")))
             self.connects += 1
-            parser = SSEParser()
-            try:
-                for chunk in _chunks(response):
-                    for message in parser.feed(chunk):
-                        if run.stop.is_set():
-                            return
-                        self._handle(message)
-            except Exception as exc:  # noqa: BLE001 - requests, urllib3 and socket errors all end up here
-                if _is_timeout(exc):
-                    raise _StreamFailure(f"no data from {self.url} for {self.keepalive_timeout:g} s") from exc
-                raise _StreamFailure(f"reading {self.url} failed: {_describe(exc)}") from exc
-            parser.close()
-            raise _StreamFailure("the server closed the stream", clean_close=self._connected)
+            watchdog = _Watchdog(self._clock, self.keepalive_timeout, lambda: _interrupt(response, self._logger),
+                                 name=f"{self._name}-watchdog")
+            self._read(run, response, watchdog)
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             with run.lock:
                 run.response = None
             response.close()
+
+    def _read(self, run: _Run, response: requests.Response, watchdog: _Watchdog) -> None:
+        parser = SSEParser()
+        try:
+            for chunk in _chunks(response):
+                watchdog.feed()
+                for message in parser.feed(chunk):
+                    if run.stop.is_set():
+                        return
+                    self._handle(message)
+        except Exception as exc:  # noqa: BLE001 - requests, urllib3 and socket errors all end up here
+            if run.stop.is_set():
+                return
+            if watchdog.fired or _is_timeout(exc):
+                raise _StreamFailure(f"no data from {self.url} for {self.keepalive_timeout:g} s") from exc
+            raise _StreamFailure(f"reading {self.url} failed: {_describe(exc)}") from exc
+        parser.close()
+        if watchdog.fired:
+            raise _StreamFailure(f"no data from {self.url} for {self.keepalive_timeout:g} s")
+        raise _StreamFailure("the server closed the stream", clean_close=self._connected)
 
     def _handle(self, message: SSEMessage) -> None:
         if not message.data.strip():
             self.keepalives += 1
             return
         if message.event != "message":
-            logger.debug("Ignoring a flag stream event of type %r", message.event)
+            self._logger.debug("Ignoring a flag stream event of type %r", message.event)
             return
         self.messages += 1
-        raw = message.data.encode("utf-8")
+        body = message.data.encode("utf-8", "surrogatepass")
         try:
-            flags = parse_flag_body(raw)
+            self._on_flags(body)
         except FlagConfigError as exc:
             self.rejected += 1
-            logger.warning("Ignoring an unusable flag stream message (%d bytes); keeping the last good "
-                           "flags: %s", len(raw), exc)
+            self._logger.warning("Ignoring an unusable flag message (%d bytes) from %s; keeping the last good "
+                                 "flags: %s", len(body), self.url, exc)
             return
-        try:
-            self._on_flags(flags, raw)
         except Exception:  # noqa: BLE001 - a consumer bug must not kill the stream
-            logger.exception("Handling flags from the stream failed; keeping the last good flags")
+            self._logger.exception("Handling flags from the stream failed; keeping the last good flags")
             return
         if not self._connected:
             self._connected = True
             if self._outage_logged:
-                logger.info("Flag stream recovered after %d failed attempts", self.consecutive_failures)
+                self._logger.info("Flag stream recovered after %d failed attempts", self.consecutive_failures)
             self._outage_logged = False
             self._auth_logged = False
             self.consecutive_failures = 0
@@ -268,24 +325,25 @@ class FlagStream:
         was_connected = self._connected
         self._connected = False
         auth = failure.status in _AUTH_STATUSES
+        backoff = self._auth_backoff if auth else self._backoff
+        wait = backoff.delay(self.consecutive_failures, failure.retry_after)
         if auth and not self._auth_logged:
             self._auth_logged = self._outage_logged = True
-            logger.error("Flag stream was refused with HTTP %d: check the deployment key; "
-                         "retrying with backoff", failure.status)
+            self._logger.error("Flag stream %s was refused with HTTP %d: the deployment key was rejected; "
+                               "keeping the last good flags and retrying in %.0f s", self.url, failure.status, wait)
         elif not self._outage_logged:
             if failure.clean_close and was_connected:
                 # Servers end long-lived streams routinely; only a failed reconnect is an outage.
-                logger.info("Flag stream closed by the server; reconnecting")
+                self._logger.info("Flag stream closed by the server; reconnecting")
             else:
                 self._outage_logged = True
-                logger.warning("Flag stream is down (%s); keeping the last good flags and reconnecting "
-                               "with backoff", failure)
+                self._logger.warning("Flag stream is down (%s); keeping the last good flags and reconnecting in "
+                                     "%.1f s, then with backoff", failure, wait)
         else:
-            logger.debug("Flag stream attempt failed again (%d in a row): %s",
-                         self.consecutive_failures, failure)
+            self._logger.debug("Flag stream attempt failed again (%d in a row): %s",
+                               self.consecutive_failures, failure)
         self._report(False)
-        backoff = self._auth_backoff if auth else self._backoff
-        return backoff.delay(self.consecutive_failures, failure.retry_after)
+        return wait
 
     def _report(self, up: bool) -> None:
         if self._reported is up:
@@ -296,7 +354,7 @@ class FlagStream:
         try:
             self._on_state_change(up)
         except Exception:  # noqa: BLE001
-            logger.exception("Flag stream state callback failed")
+            self._logger.exception("Flag stream state callback failed")
 
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:
@@ -317,45 +375,20 @@ def _chunks(response: requests.Response) -> Iterator[bytes]:
     yield from response.iter_content(chunk_size=1)
 
 
-def _interrupt(response: requests.Response) -> None:
-    """Wake a thread blocked reading ``response`` by shutting its socket down."""
-    sock = _socket_of(response)
-    if sock is None:
-        # Closing the response here instead could block on the reader's buffer lock.
-        logger.debug("Flag stream socket not found; the read timeout will end the stream")
+def _interrupt(response: requests.Response, log: logging.Logger) -> None:
+    """Wake a thread blocked reading ``response``, through urllib3's ``HTTPResponse.shutdown()``.
+
+    urllib3 before 2.3 has no such call; the read timeout (``keepalive_timeout``) then ends
+    the read instead. Closing the response from here could block on the reader's buffer lock.
+    """
+    shutdown = getattr(response.raw, "shutdown", None)
+    if shutdown is None:
+        log.debug("urllib3 cannot interrupt a read; the read timeout will end the flag stream")
         return
     try:
-        # The base-class call skips SSLSocket.shutdown, which would mutate TLS state under the reader.
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-
-
-def _socket_of(response: requests.Response) -> Optional[socket.socket]:
-    raw = response.raw
-    connection = getattr(raw, "connection", None)
-    candidates = [getattr(connection, "sock", None)]
-    # When the server says "Connection: close", http.client hands the socket to the response and
-    # forgets it on the connection; it is then only reachable through the response's file object.
-    fp = getattr(getattr(raw, "_fp", None), "fp", None)
-    candidates.append(getattr(getattr(fp, "raw", None), "_sock", None))
-    for sock in candidates:
-        if sock is not None and not isinstance(sock, socket.socket):
-            sock = getattr(sock, "socket", None)  # urllib3's SSLTransport wraps the real socket
-        if isinstance(sock, socket.socket):
-            return sock
-    return None
-
-
-def _retry_after(response: requests.Response) -> Optional[float]:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # HTTP-date form: the backoff alone decides
-    return seconds if seconds >= 0 else None
+        shutdown()
+    except (OSError, ValueError, RuntimeError):
+        pass  # already closed or released
 
 
 def _is_timeout(exc: BaseException) -> bool:

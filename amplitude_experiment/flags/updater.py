@@ -4,29 +4,29 @@ Order at ``start()``: bootstrap flags (if given) are published first; then, unle
 the stream (if enabled) gets ``stream_flag_conn_timeout`` to deliver, else one download is
 made; if that fails the last-known-good cache file (if configured) is loaded. Afterwards the
 poller refreshes at the interval, backing off while failing, and stands aside while the
-stream is healthy. Every good network config is written to the cache file atomically.
+stream is healthy. Every good network config is written to the cache file atomically, from
+the bytes received.
+
+Every failure of a download (network, status, a body that is not a usable flag array)
+surfaces as :class:`FetchError` from ``start()`` or as a warning of the poller; the last
+good flags are kept.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional
+import random
+from typing import Any, Callable, Optional
 
 import requests
 
 from .._backoff import Backoff
+from .._scheduling import PeriodicTask
 from ..exceptions import FetchError, FlagConfigError
 from .cache import bootstrap_body, read_flag_file, write_flag_file
 from .fetcher import FlagFetcher
-from .poller import FlagPoller
 from .store import FlagStore
 from .stream import FlagStream
-
-logger = logging.getLogger("amplitude_experiment.flags")
-
-#: Seconds of silence after which a stream is considered dead (Amplitude sends a keep-alive
-#: at least every ~17 s).
-STREAM_KEEPALIVE_TIMEOUT = 17.0
 
 
 class FlagUpdater:
@@ -35,14 +35,19 @@ class FlagUpdater:
     Args:
         store: where configs are published.
         session: the HTTP session for flag requests.
-        config: the client's ``LocalEvaluationConfig``.
+        config: the client's ``LocalEvaluationConfig`` (its ``clock`` and ``logger`` are used).
         deployment_key: sent as ``Authorization: Api-Key …`` (never logged).
+        random_fn: returns a float in [0, 1); picks a forked worker's first refresh.
     """
 
-    def __init__(self, store: FlagStore, session: requests.Session, config: Any, deployment_key: str) -> None:
+    def __init__(self, store: FlagStore, session: requests.Session, config: Any, deployment_key: str, *,
+                 random_fn: Callable[[], float] = random.random) -> None:
         self.store = store
         self._config = config
         self._deployment_key = deployment_key
+        self._clock = config.clock
+        self._logger: logging.Logger = config.logger.getChild("flags")
+        self._random = random_fn
         self._written_digest: Optional[str] = None
         self._cache_write_failed = False
         self._build(session)
@@ -50,10 +55,14 @@ class FlagUpdater:
     def _build(self, session: requests.Session) -> None:
         config = self._config
         self.fetcher = FlagFetcher(session, config.server_url, self._deployment_key,
-                                   timeout=config.flag_config_poller_request_timeout_millis / 1000)
+                                   timeout=config.flag_config_poller_request_timeout_millis / 1000,
+                                   logger=self._logger)
         interval = config.flag_config_polling_interval_millis / 1000
-        self.poller = FlagPoller(self._poll, interval, Backoff(base=1.0, cap=max(4.0, interval * 4)))
-        self.stream: Any = None
+        self._backoff = Backoff(base=1.0, cap=max(4.0, interval * 4))
+        self.poller = PeriodicTask(self._poll, interval, self._backoff,
+                                   what="flag refresh", name="amplitude_experiment-poller", clock=self._clock,
+                                   logger=self._logger)
+        self.stream: Optional[FlagStream] = None
         if config.stream_updates and not config.offline:
             self.stream = FlagStream(
                 session,
@@ -63,6 +72,8 @@ class FlagUpdater:
                 keepalive_timeout=config.stream_keepalive_timeout_millis / 1000,
                 backoff=Backoff(base=1.0, cap=30.0),
                 on_state_change=self._on_stream_state,
+                clock=self._clock,
+                logger=self._logger,
             )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -73,7 +84,7 @@ class FlagUpdater:
         Raises:
             FetchError: no config could be loaded at all (no bootstrap, network failed and no
                 usable cache file). Background refresh keeps trying regardless.
-            FlagConfigError: the bootstrap data is not a JSON array of flags.
+            FlagConfigError: the bootstrap data is not a usable JSON array of flags.
         """
         config = self._config
         self._load_bootstrap()
@@ -84,24 +95,27 @@ class FlagUpdater:
             if self.stream.wait_first(config.stream_flag_conn_timeout / 1000):
                 self.poller.start()
                 return
-            logger.info("No flags from the stream within %d ms; downloading them instead",
-                        config.stream_flag_conn_timeout)
+            self._logger.info("No flags from the stream within %d ms; downloading them instead",
+                              config.stream_flag_conn_timeout)
         try:
             self._poll(force=True)
         except FetchError as exc:
             self.poller.start(failures=1)
             if self._load_cache_file() or self.store.current is not None:
-                logger.warning("Flag download failed at start (%s); using %s flags and retrying in the background",
-                               exc, self.store.current.source)  # type: ignore[union-attr]
+                current = self.store.current
+                self._logger.warning("Flag download failed at start (%s); using %s flags and retrying in the "
+                                     "background", exc, current.source if current else "no")
                 return
+            self._logger.warning("Flag download failed at start (%s); no flags to evaluate with yet, retrying in "
+                                 "the background in about %.0f s", exc, self._backoff.step(1))
             raise
         self.poller.start()
 
     def stop(self, timeout: Optional[float]) -> None:
         if not self.poller.stop(timeout):
-            logger.warning("The flag poller did not stop within %s s", timeout)
+            self._logger.warning("The flag poller did not stop within %s s", timeout)
         if self.stream is not None and not self.stream.stop(timeout):
-            logger.warning("The flag stream did not stop within %s s", timeout)
+            self._logger.warning("The flag stream did not stop within %s s", timeout)
 
     def reinit_after_fork(self, session: requests.Session) -> None:
         """Fresh fetcher, poller and stream in a forked child (threads do not survive fork)."""
@@ -109,46 +123,51 @@ class FlagUpdater:
         self._build(session)
 
     def restart_background(self) -> None:
-        """Start refresh in a forked child, keeping the inherited flags until the first update."""
+        """Start refresh in a forked child, keeping the inherited flags.
+
+        The first refresh comes at a random point of the polling interval, so that workers
+        forked together (gunicorn ``--preload``) spread their downloads instead of all
+        downloading the moment they fork.
+        """
         if self._config.offline:
             return
         if self.stream is not None:
             self.stream.start()
-        self.poller.start()
-        self.poller.poll_now()
+        self.poller.start(first_wait=self._random() * self.poller.interval)
 
     # -- sources ----------------------------------------------------------------------------------
 
     def _load_bootstrap(self) -> None:
         config = self._config
         if config.bootstrap_flags is not None:
-            flags, body = bootstrap_body(config.bootstrap_flags)
-            self.store.publish(flags, body, source="bootstrap")
+            body = bootstrap_body(config.bootstrap_flags)
         elif config.bootstrap_file is not None:
             try:
-                flags, body, _ = read_flag_file(config.bootstrap_file)
+                body, _ = read_flag_file(config.bootstrap_file)
             except OSError as exc:
                 raise FlagConfigError(f"cannot read bootstrap_file {config.bootstrap_file!r}: {exc}") from exc
-            self.store.publish(flags, body, source="bootstrap")
+        else:
+            return
+        self.store.publish(body, source="bootstrap")
 
     def _load_cache_file(self) -> bool:
         path = self._config.flag_cache_file
         if path is None:
             return False
         try:
-            flags, body, age = read_flag_file(path)
+            body, age = read_flag_file(path, now=self._clock.time())
+            self.store.publish(body, source="cache", age=age)
         except FileNotFoundError:
-            logger.info("No flag cache file at %s yet", path)
+            self._logger.info("No flag cache file at %s yet", path)
             return False
         except (OSError, FlagConfigError) as exc:
-            logger.warning("Cannot use the flag cache file %s: %s", path, exc)
+            self._logger.warning("Cannot use the flag cache file %s: %s", path, exc)
             return False
-        self.store.publish(flags, body, source="cache", age=age)
-        logger.warning("Evaluating with flags from the cache file %s, %.0f seconds old", path, age)
+        self._logger.warning("Evaluating with flags from the cache file %s, %.0f seconds old", path, age)
         return True
 
-    def _publish_from_network(self, flags: List[Any], body: bytes, source: str) -> None:
-        snapshot = self.store.publish(flags, body, source=source)
+    def _publish_from_network(self, body: bytes, source: str) -> None:
+        snapshot = self.store.publish(body, source=source)
         path = self._config.flag_cache_file
         if path is None or snapshot.digest == self._written_digest:
             return
@@ -158,18 +177,27 @@ class FlagUpdater:
             self._cache_write_failed = False
         except OSError as exc:
             if not self._cache_write_failed:
-                logger.warning("Cannot write the flag cache file %s: %s", path, exc)
+                self._logger.warning("Cannot write the flag cache file %s: %s; the flags in use are not affected",
+                                     path, exc)
             self._cache_write_failed = True
 
     def _poll(self, force: bool = False) -> None:
+        """One download; raises FetchError for every kind of failure (the poller backs off)."""
         if not force and self.stream is not None and self.stream.connected:
             return  # the stream is healthy and delivers every change
-        flags, body = self.fetcher.fetch()
-        self._publish_from_network(flags, body, "network")
+        body = self.fetcher.fetch_body()
+        if body is None:  # 304 Not Modified
+            self.store.confirm("network")
+            return
+        try:
+            self._publish_from_network(body, "network")
+        except FlagConfigError as exc:
+            self.fetcher.forget_etag()
+            raise FetchError(f"flag download from {self.fetcher.url} was unusable: {exc}", status_code=200) from exc
 
-    def _on_stream_flags(self, flags: List[Any], body: bytes) -> None:
-        self._publish_from_network(flags, body, "stream")
+    def _on_stream_flags(self, body: bytes) -> None:
+        self._publish_from_network(body, "stream")
 
     def _on_stream_state(self, up: bool) -> None:
         if not up:
-            self.poller.poll_now()  # cover the gap at once; polling continues until the stream is back
+            self.poller.run_now()  # cover the gap at once; polling continues until the stream is back

@@ -8,7 +8,7 @@ import responses
 
 from amplitude_experiment.exceptions import FetchError
 from amplitude_experiment.flags import FlagFetcher
-from amplitude_experiment.version import LIBRARY
+from amplitude_experiment.version import LIBRARY, USER_AGENT
 
 URL = "https://flags.example/sdk/v2/flags"
 
@@ -30,12 +30,13 @@ def test_request_shape(fetcher: FlagFetcher) -> None:
     assert request.url == URL + "?v=0"
     assert request.headers["Authorization"] == "Api-Key server-abc"
     assert request.headers["X-Amp-Exp-Library"] == LIBRARY
+    assert request.headers["User-Agent"] == USER_AGENT  # issue 10 point 7: the same User-Agent everywhere
     assert request.req_kwargs["timeout"] == 2.5
     assert request.req_kwargs["verify"] not in (False, None)  # TLS verification stays on
 
 
 @responses.activate
-@pytest.mark.parametrize("status", [401, 404, 429, 500, 503])
+@pytest.mark.parametrize("status", [404, 429, 500, 503])
 def test_bad_status_is_a_fetch_error_with_the_status(fetcher: FlagFetcher, status: int) -> None:
     responses.get(URL, status=status, body="nope")
     with pytest.raises(FetchError) as caught:
@@ -43,6 +44,36 @@ def test_bad_status_is_a_fetch_error_with_the_status(fetcher: FlagFetcher, statu
     assert caught.value.status_code == status
     assert str(caught.value) == f"flag download from {URL} returned HTTP {status}"
     assert isinstance(caught.value, OSError)
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_key_is_named_as_such(fetcher: FlagFetcher, status: int) -> None:
+    # issue 10 point 7: a 401/403 on flags says the deployment key was rejected (and never shows it)
+    responses.get(URL, status=status, body="nope")
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch()
+    assert caught.value.status_code == status
+    assert str(caught.value) == (f"flag download from {URL} returned HTTP {status}: the deployment key was rejected "
+                                 "(check that it is a server deployment key of this project)")
+    assert "server-abc" not in str(caught.value)
+
+
+@responses.activate
+def test_etag_is_sent_back_only_after_the_server_gave_one(fetcher: FlagFetcher) -> None:
+    # Amplitude documents no ETag here: without one, every request is the documented plain GET.
+    responses.get(URL, body=b"[]")
+    assert fetcher.fetch_body() == b"[]"
+    assert fetcher.fetch_body() == b"[]"
+    assert [c.request.headers.get("If-None-Match") for c in responses.calls] == [None, None]
+    responses.replace(responses.GET, URL, body=b"[1]", headers={"ETag": '"v1"'})
+    assert fetcher.fetch_body() == b"[1]"
+    responses.replace(responses.GET, URL, status=304)
+    assert fetcher.fetch_body() is None  # RFC 9110: 304 -> the stored representation is current
+    fetcher.forget_etag()
+    responses.replace(responses.GET, URL, body=b"[2]")
+    assert fetcher.fetch_body() == b"[2]"
+    assert [c.request.headers.get("If-None-Match") for c in responses.calls] == [None, None, None, '"v1"', None]
 
 
 @responses.activate

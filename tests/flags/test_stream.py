@@ -13,9 +13,10 @@ import pytest
 import requests
 
 from amplitude_experiment._backoff import Backoff
+from amplitude_experiment.flags.decode import decode_flags
 from amplitude_experiment.flags.stream import STREAM_PATH, FlagStream
 from amplitude_experiment.testing import AmplitudeStandIn, wait_for
-from amplitude_experiment.version import LIBRARY
+from amplitude_experiment.version import LIBRARY, USER_AGENT
 
 KEY = "server-secret-deployment-key"
 FLAGS_A = [{"key": "flag-a", "variants": {}, "segments": []}]
@@ -33,7 +34,8 @@ class Recorder:
         self.states: List[bool] = []
         self.fail_first = fail_first
 
-    def on_flags(self, flags: List[Any], raw: bytes) -> None:
+    def on_flags(self, raw: bytes) -> None:
+        flags = decode_flags(raw).flags  # raises FlagConfigError for an unusable message, as the updater does
         with self.lock:
             self.flags.append(flags)
             self.raw.append(raw)
@@ -109,6 +111,7 @@ def test_request_headers_exact(server: AmplitudeStandIn, make_stream: Any) -> No
     assert request.header("Authorization") == f"Api-Key {KEY}"
     assert request.header("X-Amp-Exp-Library") == LIBRARY
     assert request.header("Accept") == "text/event-stream"
+    assert request.header("User-Agent") == USER_AGENT
 
 
 def test_update_delivered_on_the_same_connection(server: AmplitudeStandIn, make_stream: Any) -> None:
@@ -165,7 +168,9 @@ def test_garbage_message_is_ignored(server: AmplitudeStandIn, make_stream: Any,
     assert stream.connected and rec.states == [True]
     warnings = [r.getMessage() for r in flag_records(caplog, logging.WARNING)]
     assert len(warnings) == 2
-    assert all("unusable flag stream message" in w for w in warnings)
+    assert all(w.startswith(f"Ignoring an unusable flag message (14 bytes) from {stream.url}; keeping the last good "
+                            "flags: flag configs are not valid JSON") or "must be a JSON array, got dict" in w
+               for w in warnings)
 
 
 def test_consumer_error_is_logged_and_the_stream_goes_on(server: AmplitudeStandIn, make_stream: Any,
@@ -295,7 +300,7 @@ def test_rejected_key_logs_the_status_not_the_key(make_stream: Any, caplog: pyte
 
 
 def test_default_auth_backoff_is_capped_high(session: requests.Session) -> None:
-    stream = FlagStream(session, "http://127.0.0.1:9", KEY, lambda f, r: None, backoff=FAST)
+    stream = FlagStream(session, "http://127.0.0.1:9", KEY, lambda body: None, backoff=FAST)
     assert stream._auth_backoff.cap >= 300 and stream._auth_backoff.base == FAST.base
 
 

@@ -1,4 +1,7 @@
-"""Flag delivery that survives: backoff, bootstrap, cache file, listeners, sessions, threads, fork."""
+"""Flag delivery that survives: backoff, bootstrap, cache file, listeners, sessions, threads, fork.
+
+Polling is driven by a ``ManualClock`` (``config.clock``): no test sleeps to wait for a poll.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import os
 import pathlib
 import sys
 import threading
-import time
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
@@ -25,7 +27,7 @@ from amplitude_experiment import (
 )
 from amplitude_experiment.evaluation import evaluate
 from amplitude_experiment.flags import FlagStore
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 
 from ..evaluation.helpers import targeted_flag
 
@@ -52,35 +54,48 @@ def make_client(server_url: str, **options: Any) -> LocalEvaluationClient:
     return LocalEvaluationClient("server-key", LocalEvaluationConfig(server_url=server_url, **options))
 
 
+def tick(clock: ManualClock) -> float:
+    """Move the clock to the poller's next run and wait until that run is over; returns the wait."""
+    assert clock.wait_for_sleepers(1)
+    due = clock.next_deadline()
+    assert due is not None
+    clock.advance(due)
+    assert clock.wait_for_sleepers(1)  # the poller sleeps again: its run is done
+    return due
+
+
 def keys(client: LocalEvaluationClient, user: Optional[User] = None) -> Dict[str, str]:
     return {k: v.key for k, v in client.evaluate_v2(user or User(user_id="user-1")).items()}
 
 
 def test_failing_server_is_polled_at_backoff_pace_not_server_speed(server: AmplitudeStandIn) -> None:
     server.add_fault("flags", status=500, times=None)
-    client = make_client(server.url, flag_config_polling_interval_millis=10)
-    began = time.monotonic()
+    clock = ManualClock()
+    client = make_client(server.url, flag_config_polling_interval_millis=10, clock=clock)
     with pytest.raises(FetchError):
         client.start()
-    time.sleep(2.5)  # measuring a rate over a fixed window, not synchronising
+    waits = [tick(clock) for _ in range(5)]
     client.stop()
-    elapsed = time.monotonic() - began
-    # backoff steps 1, 2, 4 s with waits in [step/2, step]: at most 4 attempts in 2.5 s;
-    # without backoff a 10 ms interval would have made ~250
-    assert 2 <= len(server.requests("flags")) <= 4, (len(server.requests("flags")), elapsed)
-    server.clear_faults("flags")
+    # Backoff steps 1, 2, 4, 4, 4 s (cap: max(4 s, 4 x interval)) with each wait in [step/2, step]:
+    # a 10 ms interval would otherwise poll a failing server 100 times a second.
+    for wait, step in zip(waits, [1, 2, 4, 4, 4]):
+        assert step / 2 <= wait <= step, waits
+    assert len(server.requests("flags")) == 1 + 5
 
 
 def test_backoff_returns_to_the_interval_after_recovery(server: AmplitudeStandIn) -> None:
-    client = make_client(server.url, flag_config_polling_interval_millis=20)
-    client._updater.poller._backoff.base = client._updater.poller._backoff.cap = 0.05
+    clock = ManualClock()
+    client = make_client(server.url, flag_config_polling_interval_millis=20_000, clock=clock)
     client.start()
     server.add_fault("flags", status=503, times=3)
     server.set_flags(NEW_FLAGS)
-    assert wait_for(lambda: "gamma" in keys(client), timeout=5)
-    assert client._updater.poller.failures == 0
-    before = len(server.requests("flags"))
-    assert wait_for(lambda: len(server.requests("flags")) >= before + 5, timeout=2)  # 20 ms pace again
+    assert tick(clock) == 20.0  # healthy: the interval (this run fails)
+    assert 0.5 <= tick(clock) <= 1.0 and 1.0 <= tick(clock) <= 2.0  # failing: backoff
+    assert "gamma" not in keys(client)
+    assert 2.0 <= tick(clock) <= 4.0
+    assert "gamma" in keys(client)  # the fourth run got through
+    assert clock.next_deadline() == 20.0  # healthy again: back to the interval
+    assert len(server.requests("flags")) == 5
     client.stop()
 
 
@@ -88,7 +103,7 @@ def test_backoff_returns_to_the_interval_after_recovery(server: AmplitudeStandIn
                                    dict(status=200, body=b'{"flags": "not an array"}')])
 def test_start_failure_without_cache_raises(server: AmplitudeStandIn, fault: Dict[str, Any]) -> None:
     server.add_fault("flags", **fault)
-    client = make_client(server.url)
+    client = make_client(server.url, flag_config_poller_request_timeout_millis=100, clock=ManualClock())
     with pytest.raises(FetchError):
         client.start()
     assert not client.is_ready
@@ -98,30 +113,29 @@ def test_start_failure_without_cache_raises(server: AmplitudeStandIn, fault: Dic
 def test_cache_file_is_written_and_used_when_start_fails(server: AmplitudeStandIn, tmp_path: pathlib.Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     cache = tmp_path / "flags.json"
-    with make_client(server.url, flag_cache_file=cache) as client:
+    clock = ManualClock(epoch=1_800_000_000.0)
+    with make_client(server.url, flag_cache_file=cache, clock=clock) as client:
         assert client.snapshot_source == "network"
-    assert json.loads(cache.read_bytes()) == FLAGS
+    assert cache.read_bytes() == json.dumps(FLAGS, separators=(",", ":")).encode()  # the bytes as downloaded
     assert [p.name for p in tmp_path.iterdir()] == ["flags.json"]  # no temporary files left behind
-    old = time.time() - 3600
-    os.utime(cache, (old, old))
+    os.utime(cache, (1_800_000_000.0 - 3600, 1_800_000_000.0 - 3600))
 
     server.add_fault("flags", status=503, times=None)
-    restarted = make_client(server.url, flag_cache_file=cache)
+    restarted = make_client(server.url, flag_cache_file=cache, clock=clock)
     with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
         restarted.start()  # no exception: it has real flags
     assert restarted.snapshot_source == "cache"
-    assert 3590 < (restarted.snapshot_age or 0) < 3700
+    assert restarted.snapshot_age == pytest.approx(3600, abs=0.01)
     assert keys(restarted, User(user_id="vip-user")) == {"alpha": "on", "beta": "on"}
     messages = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith(f"Evaluating with flags from the cache file {cache}, 36") for m in messages)
-    # the outage ends: the background refresh replaces the cached flags
-    restarted._updater.poller._backoff.base = restarted._updater.poller._backoff.cap = 0.05
+    assert f"Evaluating with flags from the cache file {cache}, 3600 seconds old" in messages
+    # the outage ends: the background refresh (first retry after a backoff wait) replaces the cached flags
     server.clear_faults("flags")
     server.set_flags(NEW_FLAGS)
-    restarted._updater.poller.poll_now()
-    assert wait_for(lambda: restarted.snapshot_source == "network", timeout=5)
+    assert 0.5 <= tick(clock) <= 1.0
+    assert restarted.snapshot_source == "network"
     assert keys(restarted) == {"alpha": "off", "gamma": "on"}
-    assert wait_for(lambda: json.loads(cache.read_bytes()) == NEW_FLAGS)
+    assert json.loads(cache.read_bytes()) == NEW_FLAGS
     restarted.stop()
 
 
@@ -137,10 +151,11 @@ def test_unusable_cache_file_falls_back_to_the_error(server: AmplitudeStandIn, t
 
 def test_offline_bootstrap_makes_no_request() -> None:
     url = closed_port_url()
-    with make_client(url, offline=True, bootstrap_flags=FLAGS) as client:
+    clock = ManualClock()
+    with make_client(url, offline=True, bootstrap_flags=FLAGS, clock=clock) as client:
         assert client.snapshot_source == "bootstrap"
         assert keys(client, User(user_id="vip-user")) == {"alpha": "on", "beta": "on"}
-        assert not client._updater.poller.running
+        assert clock.sleepers == 0  # no poller waiting for its next run
 
 
 def test_bootstrap_file_and_json_text(tmp_path: pathlib.Path, server: AmplitudeStandIn) -> None:
@@ -169,15 +184,19 @@ def test_bad_bootstrap_is_a_clear_error(tmp_path: pathlib.Path) -> None:
 
 
 def test_listeners_hear_changed_flag_keys(server: AmplitudeStandIn) -> None:
+    clock = ManualClock()
     changes: List[Set[str]] = []
-    client = make_client(server.url, flag_config_polling_interval_millis=20)
+    client = make_client(server.url, clock=clock)
     client.add_flags_listener(changes.append)
     client.add_flags_listener(lambda changed: 1 / 0)  # a broken listener harms nothing
     client.start()
     server.set_flags(NEW_FLAGS)
-    assert wait_for(lambda: len(changes) == 2)
-    time.sleep(0.1)  # several unchanged polls happen here; none may notify
+    tick(clock)
+    for _ in range(3):
+        tick(clock)  # unchanged polls: none may notify
     client.stop()
+    assert len(server.requests("flags")) == 5
+    # beta removed, gamma added, alpha modified (its targeting changed)
     assert changes == [{"alpha", "beta"}, {"alpha", "beta", "gamma"}]
 
 
@@ -202,23 +221,17 @@ def test_proxy_environment_variables_are_honoured(server: AmplitudeStandIn, monk
     assert request.header("Host") == "flags.invalid"
 
 
-def test_evaluations_see_exactly_one_snapshot_while_configs_swap_every_millisecond() -> None:
-    def config(version: int) -> List[Dict[str, Any]]:
+def test_evaluations_see_exactly_one_snapshot_while_configs_swap() -> None:
+    def config(version: int) -> bytes:
         variants = {"v": {"key": "v", "value": str(version)}}
-        return [{"key": f"f{i}", "variants": variants, "segments": [{"variant": "v"}]} for i in range(10)]
+        return json.dumps([{"key": f"f{i}", "variants": variants, "segments": [{"variant": "v"}]}
+                           for i in range(10)]).encode()
 
     store = FlagStore()
-    store.publish(config(0), b"0", "bootstrap")
+    store.publish(config(0), "bootstrap")
     stop = threading.Event()
     errors: List[BaseException] = []
     seen: Set[str] = set()
-
-    def swap() -> None:
-        version = 1
-        while not stop.is_set():
-            store.publish(config(version), str(version).encode(), "stream")
-            version += 1
-            time.sleep(0.001)
 
     def read() -> None:
         try:
@@ -229,19 +242,21 @@ def test_evaluations_see_exactly_one_snapshot_while_configs_swap_every_milliseco
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=read) for _ in range(16)] + [threading.Thread(target=swap)]
+    readers = [threading.Thread(target=read) for _ in range(8)]
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0001)  # let the swapping thread in often despite 16 busy readers
+    sys.setswitchinterval(0.0001)  # switch threads often, so swaps land in the middle of evaluations
     try:
-        for t in threads:
+        for t in readers:
             t.start()
-        time.sleep(1.0)  # the length of the run, not a synchronisation
+        for version in range(1, 301):
+            store.publish(config(version), "stream")
         stop.set()
-        for t in threads:
+        for t in readers:
             t.join()
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
+    assert store.current is not None and store.current.flags.fingerprints["f0"] is not None
     assert len(seen) > 20
 
 
@@ -249,7 +264,7 @@ def test_evaluations_see_exactly_one_snapshot_while_configs_swap_every_milliseco
 def test_fork_child_refreshes_and_sends_its_own_events(server: AmplitudeStandIn) -> None:
     config = LocalEvaluationConfig(
         server_url=server.url,
-        flag_config_polling_interval_millis=60_000,
+        flag_config_polling_interval_millis=1_000,  # the child's first refresh comes within one interval
         assignment_config=AssignmentConfig(api_key="analytics-key", server_url=server.url + "/2/httpapi",
                                            flush_interval_millis=3_600_000, flush_queue_size=1000),
     )
