@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import time
 from email.utils import parsedate_to_datetime
-from typing import Optional
+from typing import Any, Optional
+
+import requests
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
@@ -32,3 +34,14 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def verify_of(session: requests.Session) -> Any:
+    """The TLS verification setting to pass with each request: the session's own.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override ``Session.verify`` when a
+    request does not name ``verify`` (psf/requests#3829), so a CA bundle configured on the
+    user's session would silently lose. Passing the session's value with every request keeps it
+    in force; the default ``True`` still lets those variables pick the bundle.
+    """
+    return session.verify

@@ -36,7 +36,7 @@ from cachetools import LRUCache
 
 from .._backoff import Backoff
 from .._clock import SYSTEM_CLOCK, Clock
-from .._http import parse_retry_after
+from .._http import parse_retry_after, verify_of
 from ..version import USER_AGENT
 from .answers import Rejection, Throttling
 from .stats import Counter, ReasonCounters
@@ -487,7 +487,7 @@ class EventSender:
             budget = max(0.05, self._deadline + STOP_MARGIN * 0.8 - self._clock.monotonic())
             timeout = (min(timeout[0], budget), min(timeout[1], budget))
         try:
-            response = self._session.post(self.url, data=body,
+            response = self._session.post(self.url, data=body, verify=verify_of(self._session),
                                           headers={"Content-Type": "application/json", "Accept": "*/*",
                                                    "User-Agent": USER_AGENT},
                                           timeout=timeout)

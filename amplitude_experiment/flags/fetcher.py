@@ -7,6 +7,7 @@ from typing import Any, List, Optional, Tuple
 
 import requests
 
+from .._http import verify_of
 from ..exceptions import FetchError, FlagConfigError
 from ..version import LIBRARY, USER_AGENT
 from .decode import decode_flags
@@ -76,7 +77,8 @@ class FlagFetcher:
         if self._etag is not None:
             headers = {**headers, "If-None-Match": self._etag}
         try:
-            response = self._session.get(self.url, params={"v": "0"}, headers=headers, timeout=self._timeout)
+            response = self._session.get(self.url, params={"v": "0"}, headers=headers, timeout=self._timeout,
+                                         verify=verify_of(self._session))
         except requests.exceptions.InvalidHeader:
             # requests quotes the header value (the key) in this error: never let it out
             raise FetchError("the deployment key contains characters not allowed in an HTTP header") from None

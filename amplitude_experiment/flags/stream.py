@@ -15,7 +15,7 @@ from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 
 from .._backoff import Backoff
 from .._clock import SYSTEM_CLOCK, Clock
-from .._http import parse_retry_after
+from .._http import parse_retry_after, verify_of
 from ..exceptions import FlagConfigError
 from ..version import LIBRARY, USER_AGENT
 from .sse import SSEMessage, SSEParser
@@ -244,7 +244,7 @@ class FlagStream:
     def _stream_once(self, run: _Run) -> None:
         """One connection: open it and read until it ends; raises _StreamFailure on any failure."""
         try:
-            response = self._session.get(self.url, headers=self._headers, stream=True,
+            response = self._session.get(self.url, headers=self._headers, stream=True, verify=verify_of(self._session),
                                          timeout=(self.connect_timeout, self.keepalive_timeout))
         except requests.RequestException as exc:
             raise _StreamFailure(f"connecting to {self.url} failed: {_describe(exc)}") from exc

@@ -44,11 +44,11 @@ def _stop_at_exit(client_ref: "weakref.ref[LocalEvaluationClient]") -> None:
         client.stop(timeout=ATEXIT_TIMEOUT)
 
 
-def _warn_about_cohort_targeting(flags: CompiledFlags) -> None:
+def _warn_about_cohort_targeting(log: logging.Logger, flags: CompiledFlags) -> None:
     """Without cohort sync, cohort conditions see only user-supplied cohort_ids: say so once per config."""
     targeting = sorted(flag.key for flag in flags.order if flag.cohort_ids)
     if targeting:
-        logger.warning("Flags %s target cohorts but no cohort_sync_config was given; only cohort_ids set on the "
+        log.warning("Flags %s target cohorts but no cohort_sync_config was given; only cohort_ids set on the "
                        "User are used", ", ".join(targeting))
 
 
@@ -107,17 +107,19 @@ class LocalEvaluationClient:
         self._logger = self.config.logger
         if self.config.debug:
             enable_debug_logging(self._logger)
+        self._log = self._logger.getChild("local")
         self._state = _NEW
         self._lifecycle = threading.Lock()
         self._owns_session = self.config.session is None
         self._session = self.config.session or requests.Session()
-        self._store = FlagStore()
+        self._store = FlagStore(clock=self.config.clock, logger=self._logger.getChild("flags"))
         self._cohorts: Optional[CohortSync] = None
         if self.config.cohort_sync_config is not None:
-            self._cohorts = CohortSync(self._session, self.config.cohort_sync_config)
+            self._cohorts = CohortSync(self._session, self.config.cohort_sync_config, clock=self.config.clock,
+                                       logger=self._logger.getChild("cohorts"))
             self._store.prepare = self._cohorts.prepare
         else:
-            self._store.prepare = _warn_about_cohort_targeting
+            self._store.prepare = functools.partial(_warn_about_cohort_targeting, self._log)
         self._updater = FlagUpdater(self._store, self._session, self.config, api_key)
         self._senders: List[EventSender] = []
         self._assignment: Optional[AssignmentTracker] = None
@@ -278,7 +280,7 @@ class LocalEvaluationClient:
             self._updater.restart_background()
             if self._cohorts is not None:
                 self._cohorts.start()
-        logger.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",
+        self._log.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",
                      self._pid, len(old_senders))
 
     # -- flags -------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ class LocalEvaluationClient:
                 else:
                     results = evaluate(flags, user, flag_keys)
             except Exception:  # noqa: BLE001 - evaluate must never raise into a request handler
-                logger.exception("Unexpected error while evaluating flags; returning no variants")
+                self._log.exception("Unexpected error while evaluating flags; returning no variants")
                 return {}
         try:
             if self._assignment is not None:
@@ -352,7 +354,7 @@ class LocalEvaluationClient:
             if self._exposure is not None and options is not None and options.tracks_exposure:
                 self._exposure.track_results(user, results)
         except Exception:  # noqa: BLE001 - tracking problems never reach the caller
-            logger.exception("Unexpected error while tracking an evaluation")
+            self._log.exception("Unexpected error while tracking an evaluation")
         return results
 
     def evaluate_details(self, user: User, flag_keys: Optional[Collection[str]] = None) -> Dict[str, EvaluationDetail]:
@@ -366,7 +368,7 @@ class LocalEvaluationClient:
         try:
             return evaluate_details(snapshot.flags if snapshot else None, self._with_cohorts(user, snapshot), flag_keys)
         except Exception:  # noqa: BLE001
-            logger.exception("Unexpected error while explaining flags")
+            self._log.exception("Unexpected error while explaining flags")
             return {}
 
     def explain(self, user: User, flag_key: str) -> Optional[Explanation]:
@@ -401,7 +403,7 @@ class LocalEvaluationClient:
             True if an event was queued (False when deduplicated, not configured or dropped).
         """
         if self._exposure is None:
-            logger.debug("track_exposure() called without an exposure_config; ignored")
+            self._log.debug("track_exposure() called without an exposure_config; ignored")
             return False
         try:
             variant_key = variant.key if isinstance(variant, Variant) else variant
@@ -409,7 +411,7 @@ class LocalEvaluationClient:
                 experiment_key = variant.metadata.get("experimentKey")
             return self._exposure.track(user, flag_key, variant_key, experiment_key)
         except Exception:  # noqa: BLE001
-            logger.exception("Unexpected error while tracking an exposure")
+            self._log.exception("Unexpected error while tracking an exposure")
             return False
 
     def stats(self) -> Dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import requests
 from requests.adapters import HTTPAdapter
 
-from .._http import parse_retry_after
+from .._http import parse_retry_after, verify_of
 from ..exceptions import ConfigurationError, FetchException
 from ..user import User
 from ..variant import Variant
@@ -282,6 +282,7 @@ class RemoteEvaluationClient:
         try:
             try:
                 response = self._session.post(self._url, data=body, headers=headers, timeout=timeout,
+                                              verify=verify_of(self._session),
                                               allow_redirects=False)
             except requests.exceptions.InvalidHeader:
                 # requests quotes the offending value (the key) in this error: never let it out.

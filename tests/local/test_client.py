@@ -18,7 +18,7 @@ from amplitude_experiment import (
     ServerZone,
     User,
 )
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 from amplitude_experiment.version import LIBRARY
 
 from ..evaluation.helpers import condition, targeted_flag
@@ -68,13 +68,18 @@ def test_deprecated_evaluate_drops_default_and_undeployed_variants(server: Ampli
 
 def test_failed_start_raises_then_recovers_in_background(server: AmplitudeStandIn) -> None:
     server.add_fault("flags", status=503, times=2)
-    client = make_client(server)
+    clock = ManualClock()
+    client = make_client(server, clock=clock)
     try:
         with pytest.raises(FetchError, match="HTTP 503"):
             client.start()
         assert not client.is_ready
         assert client.evaluate_v2(User(user_id="u")) == {}
-        assert wait_for(lambda: client.is_ready, timeout=10)
+        for _ in range(2):  # two backoff waits: the first retry fails too, the second succeeds
+            assert clock.wait_for_sleepers(1)
+            clock.advance(clock.next_deadline() or 0.0)
+        assert clock.wait_for_sleepers(1)
+        assert client.is_ready
         assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
         assert len(server.requests("flags")) == 3
     finally:
@@ -82,34 +87,47 @@ def test_failed_start_raises_then_recovers_in_background(server: AmplitudeStandI
 
 
 def test_refresh_picks_up_new_flags(server: AmplitudeStandIn) -> None:
-    with make_client(server, flag_config_polling_interval_millis=20) as client:
+    clock = ManualClock()
+    with make_client(server, clock=clock) as client:
         server.set_flags([targeted_flag("new-flag", ...)])
-        assert wait_for(lambda: "new-flag" in client.evaluate_v2(User(user_id="u")))
+        assert clock.wait_for_sleepers(1)
+        clock.advance(60)  # flag_config_polling_interval_millis=60_000
+        assert clock.wait_for_sleepers(1)
         assert keys(client.evaluate_v2(User(user_id="u"))) == {"new-flag": "on"}
         assert client.snapshot is not None and client.snapshot.source == "network"
 
 
 @pytest.mark.parametrize("fault", [dict(status=500), dict(action="garbage"), dict(action="close"),
-                                   dict(status=200, body=b'{"not": "a list"}')])
+                                   dict(status=200, body=b'{"not": "a list"}'),
+                                   dict(status=200, body=b'[{"error": "rate limited"}]')])
 def test_failed_or_garbage_refresh_keeps_last_good_flags(server: AmplitudeStandIn, fault: Dict[str, Any]) -> None:
-    with make_client(server, flag_config_polling_interval_millis=20) as client:
+    clock = ManualClock()
+    with make_client(server, clock=clock) as client:
         before = client.snapshot
         server.add_fault("flags", times=None, **fault)
-        assert wait_for(lambda: len(server.requests("flags")) >= 3)
+        for _ in range(3):
+            assert clock.wait_for_sleepers(1)
+            clock.advance(clock.next_deadline() or 0.0)
+        assert clock.wait_for_sleepers(1)
+        assert len(server.requests("flags")) == 4
         assert client.snapshot is before
         assert keys(client.evaluate_v2(User(user_id="u"))) == {"pro-only": "off", "undeployed": "on"}
 
 
 def test_failing_refresh_logs_one_warning_per_outage(server: AmplitudeStandIn,
                                                      caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
     with caplog.at_level(logging.INFO, logger="amplitude_experiment"):
-        with make_client(server, flag_config_polling_interval_millis=10) as client:
-            client._updater.poller._backoff.base = client._updater.poller._backoff.cap = 0.01  # keep the test fast
+        with make_client(server, clock=clock):
             server.add_fault("flags", status=500, times=4)
-            assert wait_for(lambda: len(server.requests("flags")) >= 6)
-            assert wait_for(lambda: client._updater.poller.failures == 0)
-    messages = [r.getMessage() for r in caplog.records if r.name == "amplitude_experiment.flags"]
-    assert messages[0].startswith("Flag refresh failed; keeping the last good flags and retrying with backoff")
+            for _ in range(6):  # the polling interval, four backoff waits, then one healthy poll
+                assert clock.wait_for_sleepers(1)
+                clock.advance(clock.next_deadline() or 0.0)
+            assert clock.wait_for_sleepers(1)
+    assert len(server.requests("flags")) == 7
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("amplitude_experiment.flags")]
+    assert messages[0].startswith("Flag refresh failed; keeping what was loaded and retrying in about 1 s: ")
+    assert f"{server.url}/sdk/v2/flags" in messages[0] and "HTTP 500" in messages[0]
     assert messages[1:] == ["Flag refresh recovered after 4 failed attempts"]
 
 
