@@ -8,5 +8,16 @@ Importable and usable on its own: no I/O, no threads.
 
 from .compiler import CompiledFlag, CompiledFlags, Outcome, compile_flags
 from .engine import evaluate
+from .explain import EvaluationDetail, Explanation, evaluate_details, explain
 
-__all__ = ["CompiledFlag", "CompiledFlags", "Outcome", "compile_flags", "evaluate"]
+__all__ = [
+    "CompiledFlag",
+    "CompiledFlags",
+    "EvaluationDetail",
+    "Explanation",
+    "Outcome",
+    "compile_flags",
+    "evaluate",
+    "evaluate_details",
+    "explain",
+]

@@ -1,12 +1,18 @@
-"""Tracking end to end: client -> stand-in, bursts, threads, faults, shutdown and exit."""
+"""Tracking end to end: client -> stand-in, bursts, threads, faults, shutdown and exit.
+
+Only the public API is used. Retries wait on the client's clock
+(``LocalEvaluationConfig(clock=...)``): a ``ManualClock`` that a helper thread fast-forwards
+whenever a worker waits, so backoff costs no real time.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -18,8 +24,7 @@ from amplitude_experiment import (
     LocalEvaluationConfig,
     User,
 )
-from amplitude_experiment._backoff import Backoff
-from amplitude_experiment.testing import AmplitudeStandIn
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock
 
 EXPERIMENT = {
     "key": "exp",
@@ -42,19 +47,40 @@ def server() -> Iterator[AmplitudeStandIn]:
         yield stand_in
 
 
-def make_client(server: AmplitudeStandIn, exposure: bool = False, **assignment: Any) -> LocalEvaluationClient:
+@contextlib.contextmanager
+def fast_forward(clock: ManualClock) -> Iterator[None]:
+    """Advance ``clock`` to the next waiter's deadline whenever something waits on it."""
+    done = threading.Event()
+
+    def run() -> None:
+        while not done.is_set():
+            due = clock.next_deadline()
+            if due is None or due > 3600:  # pollers waiting for their interval: leave them be
+                done.wait(0.001)
+            else:
+                clock.advance(due)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)
+
+
+def make_client(server: AmplitudeStandIn, exposure: bool = False, clock: Optional[ManualClock] = None,
+                **assignment: Any) -> LocalEvaluationClient:
     assignment.setdefault("server_url", server.url + "/2/httpapi")
     config = LocalEvaluationConfig(
         server_url=server.url,
-        flag_config_polling_interval_millis=60_000,
+        flag_config_polling_interval_millis=3_600_000,
         assignment_config=AssignmentConfig(api_key="analytics-key", **assignment),
         exposure_config=ExposureConfig(api_key="analytics-key", server_url=server.url + "/2/httpapi")
         if exposure else None,
+        **({} if clock is None else {"clock": clock}),
     )
-    client = LocalEvaluationClient("server-key", config)
-    for sender in client._senders:
-        sender.backoff = Backoff(base=0.01, cap=0.05)
-    return client
+    return LocalEvaluationClient("server-key", config)
 
 
 def assert_exactly_once(server: AmplitudeStandIn, expected: int) -> None:
@@ -105,19 +131,22 @@ def test_threads_evaluating_same_and_different_users(server: AmplitudeStandIn) -
     ],
 )
 def test_faults_lose_nothing(server: AmplitudeStandIn, fault: Dict[str, Any]) -> None:
-    client = make_client(server, flush_queue_size=50)
-    for sender in client._senders:
-        sender._timeout = (1.0, 0.3)
-    client.start()
-    server.add_fault("events", **fault)
-    for i in range(500):
-        client.evaluate_v2(User(user_id=f"user-{i:05d}", device_id=f"device-{i:05d}"))
-    client.stop(20)
+    # design.md §3: 429, 5xx and network errors are retried with backoff; insert_ids make resending safe
+    clock = ManualClock()
+    client = make_client(server, flush_queue_size=50, clock=clock)
+    with fast_forward(clock):
+        client.start()
+        server.add_fault("events", **fault)
+        for i in range(500):
+            client.evaluate_v2(User(user_id=f"user-{i:05d}", device_id=f"device-{i:05d}"))
+        # No deadline: fast_forward jumps the clock to every waiter's deadline, a stop bound included.
+        client.stop(None)
     assert_exactly_once(server, 500)
     assert client.stats()["events"]["retried"] >= 1
 
 
 def test_invalid_events_are_dropped_with_a_reason_and_the_rest_delivered(server: AmplitudeStandIn) -> None:
+    # design.md §3: 400 events_with_invalid_id_lengths -> drop exactly those, resend the rest
     outcomes: List[Any] = []
     client = make_client(server, callback=lambda e, code, message: outcomes.append((e["user_id"], code)))
     client.start()
@@ -127,7 +156,7 @@ def test_invalid_events_are_dropped_with_a_reason_and_the_rest_delivered(server:
     client.stop(10)
     assert_exactly_once(server, 9)
     assert ("abc", 400) in outcomes and len(outcomes) == 10
-    assert client.stats()["events"]["dropped"] == {"invalid": 1}
+    assert client.stats()["events"]["dropped"] == {"invalid_id_length": 1}
 
 
 def test_min_id_length_option_lets_short_ids_through(server: AmplitudeStandIn) -> None:
@@ -156,7 +185,8 @@ def test_exposure_tracking_through_options_and_explicitly(server: AmplitudeStand
     assert [e["event_type"] for e in server.events].count("[Experiment] Assignment") == 1
 
 
-def test_events_queued_before_start_are_sent_after_it(server: AmplitudeStandIn) -> None:
+def test_evaluation_before_start_tracks_nothing_and_is_counted(server: AmplitudeStandIn) -> None:
+    # design.md §5: no event when the result is empty; count it
     client = make_client(server)
     client.evaluate_v2(User(user_id="user-00001"))  # no flags yet: empty result, nothing to track
     client.start()
