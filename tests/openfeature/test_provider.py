@@ -26,7 +26,6 @@ from amplitude_experiment import (  # noqa: E402
     LocalEvaluationConfig,
     User,
 )
-from amplitude_experiment._backoff import Backoff  # noqa: E402
 from amplitude_experiment.evaluation.explain import ERROR, EvaluationDetail  # noqa: E402
 from amplitude_experiment.openfeature import METADATA_KEYS, PROVIDER_NAME, AmplitudeProvider  # noqa: E402
 from amplitude_experiment.testing import AmplitudeStandIn, wait_for  # noqa: E402
@@ -342,8 +341,6 @@ def test_resolution_tracks_the_assignment_evaluate_v2_would() -> None:
             client = LocalEvaluationClient("server-key", LocalEvaluationConfig(
                 server_url=server.url, flag_config_polling_interval_millis=60_000,
                 assignment_config=AssignmentConfig(api_key="analytics-key", server_url=server.url + "/2/httpapi")))
-            for sender in client._senders:
-                sender.backoff = Backoff(base=0.01, cap=0.05)
             return client
 
         of_client = install(AmplitudeProvider(make()))
