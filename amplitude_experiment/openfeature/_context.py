@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import InvalidContextError, TargetingKeyMissingError
@@ -105,6 +105,15 @@ def _group_cohort_ids(value: Any) -> Dict[str, Dict[str, List[str]]]:
     return out
 
 
+#: User fields given as structured attributes, each with its reader.
+_STRUCTURED_FIELDS: Dict[str, Callable[[Any], Any]] = {
+    "groups": _groups,
+    "group_properties": _group_properties,
+    "group_cohort_ids": _group_cohort_ids,
+    "cohort_ids": lambda value: _strict_list("cohort_ids", value),
+}
+
+
 def context_to_user(context: Optional[EvaluationContext]) -> User:
     """The user an evaluation context stands for.
 
@@ -127,14 +136,8 @@ def context_to_user(context: Optional[EvaluationContext]) -> User:
             user_id_attribute = _scalar_text(name, value)
         elif name == "user_properties":
             explicit_properties = _mapping(name, value)
-        elif name == "groups":
-            fields["groups"] = _groups(value)
-        elif name == "group_properties":
-            fields["group_properties"] = _group_properties(value)
-        elif name == "group_cohort_ids":
-            fields["group_cohort_ids"] = _group_cohort_ids(value)
-        elif name == "cohort_ids":
-            fields["cohort_ids"] = _strict_list(name, value)
+        elif name in _STRUCTURED_FIELDS:
+            fields[name] = _STRUCTURED_FIELDS[name](value)
         else:
             loose_properties[str(name)] = _json_value(value)
     if targeting_key is not None and not isinstance(targeting_key, str):

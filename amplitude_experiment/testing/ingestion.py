@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple, Union
 
 __all__ = [
     "BATCH_PATH",
@@ -64,6 +64,68 @@ class _Limits:
                 else:
                     self.ids[value] = left - 1
 
+
+
+class _Request(NamedTuple):
+    events: List[Any]
+    min_id_length: int
+
+
+class _Problems:
+    """What is wrong with the events of one request, by field and event index (design.md §3)."""
+
+    def __init__(self) -> None:
+        self.invalid: Dict[str, List[int]] = {}
+        self.missing: Dict[str, List[int]] = {}
+        self.short: Dict[str, List[int]] = {}
+
+    @staticmethod
+    def note(table: Dict[str, List[int]], field: str, index: int) -> None:
+        table.setdefault(field, []).append(index)
+
+    def check(self, index: int, event: Dict[str, Any], min_len: int) -> None:
+        event_type = event.get("event_type")
+        if event_type is None or event_type == "":
+            self.note(self.missing, "event_type", index)
+        elif not isinstance(event_type, str):
+            self.note(self.invalid, "event_type", index)
+        self._check_ids(index, event, min_len)
+        time_value = event.get("time")
+        if time_value is not None and (isinstance(time_value, bool) or not isinstance(time_value, int)):
+            self.note(self.invalid, "time", index)
+        for name in ("event_properties", "user_properties", "groups", "group_properties"):
+            if event.get(name) is not None and not isinstance(event[name], dict):
+                self.note(self.invalid, name, index)
+
+    def _check_ids(self, index: int, event: Dict[str, Any], min_len: int) -> None:
+        ids = [event.get(name) for name in _ID_FIELDS]
+        if all(value is None or value == "" for value in ids):
+            self.note(self.missing, "user_id", index)
+        for name, value in zip(_ID_FIELDS, ids):
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                self.note(self.invalid, name, index)
+            elif len(value) < min_len:
+                self.note(self.short, name, index)
+
+    def answer(self) -> Optional[Answer]:
+        if not (self.invalid or self.missing or self.short):
+            return None
+        if self.missing:
+            error = "Request missing required field"
+        elif self.short and not self.invalid:
+            error = "Invalid id length for user_id or device_id"
+        else:
+            error = "Invalid field values on some events"
+        fields: Dict[str, Any] = {}
+        if self.invalid:
+            fields["events_with_invalid_fields"] = _non_empty(self.invalid)
+        if self.missing:
+            fields["events_with_missing_fields"] = _non_empty(self.missing)
+        if self.short:
+            fields["events_with_invalid_id_lengths"] = _non_empty(self.short)
+        return _error(400, error, **fields)
 
 class Ingestion:
     """Validates and ingests event uploads the way Amplitude's ingestion API documents.
@@ -137,6 +199,29 @@ class Ingestion:
     def handle(self, path: str, body: bytes) -> Answer:
         """Answer one upload to ``path`` (``/2/httpapi`` or ``/batch``) with status and JSON body."""
         batch = path == BATCH_PATH
+        request = self._read_request(body, batch)
+        if not isinstance(request, _Request):
+            return request
+        events = request.events
+        if batch:
+            events = [self._strip_short_ids(e, request.min_id_length) for e in events]
+        answer = self._validate(events, request.min_id_length)
+        if answer is not None:
+            return answer
+        with self._lock:
+            answer = self._silence(events) or self._limit(events)
+            if answer is not None:
+                return answer
+            self._events.extend(events)
+        return 200, {
+            "code": 200,
+            "events_ingested": len(events),
+            "payload_size_bytes": len(body),
+            "server_upload_time": int(self._now() * 1000),
+        }
+
+    def _read_request(self, body: bytes, batch: bool) -> "Union[_Request, Answer]":
+        """The request's events and id-length rule, or the answer rejecting the request as such."""
         limit = self.max_payload_bytes
         if limit is None:
             limit = MAX_BATCH_BYTES if batch else MAX_HTTPAPI_BYTES
@@ -162,22 +247,7 @@ class Ingestion:
         if min_len is None:
             return _error(400, "Invalid field values on some events",
                           events_with_invalid_fields={"options.min_id_length": []})
-        if batch:
-            events = [self._strip_short_ids(e, min_len) for e in events]
-        answer = self._validate(events, min_len)
-        if answer is not None:
-            return answer
-        with self._lock:
-            answer = self._silence(events) or self._limit(events)
-            if answer is not None:
-                return answer
-            self._events.extend(events)
-        return 200, {
-            "code": 200,
-            "events_ingested": len(events),
-            "payload_size_bytes": len(body),
-            "server_upload_time": int(self._now() * 1000),
-        }
+        return _Request(events, min_len)
 
     def _min_id_length(self, options: Any) -> Optional[int]:
         if not isinstance(options, dict) or options.get("min_id_length") is None:
@@ -202,50 +272,13 @@ class Ingestion:
 
     @staticmethod
     def _validate(events: List[Any], min_len: int) -> Optional[Answer]:
-        invalid: Dict[str, List[int]] = {}
-        missing: Dict[str, List[int]] = {}
-        short: Dict[str, List[int]] = {}
+        problems = _Problems()
         for index, event in enumerate(events):
-            if not isinstance(event, dict):
-                invalid.setdefault("event", []).append(index)
-                continue
-            event_type = event.get("event_type")
-            if event_type is None or event_type == "":
-                missing.setdefault("event_type", []).append(index)
-            elif not isinstance(event_type, str):
-                invalid.setdefault("event_type", []).append(index)
-            ids = [event.get(name) for name in _ID_FIELDS]
-            if all(value is None or value == "" for value in ids):
-                missing.setdefault("user_id", []).append(index)
-            for name, value in zip(_ID_FIELDS, ids):
-                if value is None or value == "":
-                    continue
-                if not isinstance(value, str):
-                    invalid.setdefault(name, []).append(index)
-                elif len(value) < min_len:
-                    short.setdefault(name, []).append(index)
-            time_value = event.get("time")
-            if time_value is not None and (isinstance(time_value, bool) or not isinstance(time_value, int)):
-                invalid.setdefault("time", []).append(index)
-            for name in ("event_properties", "user_properties", "groups", "group_properties"):
-                if event.get(name) is not None and not isinstance(event[name], dict):
-                    invalid.setdefault(name, []).append(index)
-        if not (invalid or missing or short):
-            return None
-        if missing:
-            error = "Request missing required field"
-        elif short and not invalid:
-            error = "Invalid id length for user_id or device_id"
-        else:
-            error = "Invalid field values on some events"
-        fields: Dict[str, Any] = {}
-        if invalid:
-            fields["events_with_invalid_fields"] = _non_empty(invalid)
-        if missing:
-            fields["events_with_missing_fields"] = _non_empty(missing)
-        if short:
-            fields["events_with_invalid_id_lengths"] = _non_empty(short)
-        return _error(400, error, **fields)
+            if isinstance(event, dict):
+                problems.check(index, event, min_len)
+            else:
+                problems.note(problems.invalid, "event", index)
+        return problems.answer()
 
     def _silence(self, events: List[Dict[str, Any]]) -> Optional[Answer]:
         silenced: List[int] = []
