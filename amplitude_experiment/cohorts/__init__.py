@@ -3,6 +3,7 @@
 from .config import CohortSyncConfig
 from .download import CohortDownloadCancelled, CohortDownloader, CohortDownloadError, CohortTooLarge
 from .loader import CohortLoader, CohortLoadReport
+from .members import Members
 from .storage import USER_GROUP_TYPE, Cohort, CohortStore
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "CohortStore",
     "CohortSyncConfig",
     "CohortTooLarge",
+    "Members",
     "USER_GROUP_TYPE",
 ]

@@ -1,29 +1,29 @@
 """One cohort download: ``GET {server_url}/sdk/v1/cohort/{id}?maxCohortSize=N[&lastModified=ms]``.
 
 Every retry is bounded (attempt counts and a total deadline) and every wait is on a
-``threading.Event``, so a download can always be cancelled promptly.
+``threading.Event`` through the injected :class:`~amplitude_experiment._clock.Clock`, so a
+download can always be cancelled promptly and tests drive retries without sleeping.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import math
 import threading
-import time
-from email.utils import parsedate_to_datetime
-from typing import Any, FrozenSet, List, Optional
+from typing import List, Optional
 from urllib.parse import quote
 
 import requests
 
 from .._backoff import Backoff
+from .._clock import SYSTEM_CLOCK, Clock
+from .._http import parse_retry_after
 from ..exceptions import ExperimentError
 from ..version import LIBRARY
+from .members import CohortBodyError, parse_cohort_body
 from .storage import Cohort
 
-logger = logging.getLogger("amplitude_experiment.cohorts")
+_default_logger = logging.getLogger("amplitude_experiment.cohorts")
 
 _CHUNK_BYTES = 256 * 1024
 #: The default waits between retryable failures.
@@ -79,82 +79,6 @@ class _NotReady(Exception):
     """HTTP 202: the server is still computing the cohort."""
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent or unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _unusable(cohort_id: str, detail: str) -> CohortDownloadError:
-    return CohortDownloadError(f"cohort {cohort_id} response was unusable: {detail}", cohort_id, 200)
-
-
-def decode_body(cohort_id: str, body: Any) -> Any:
-    """JSON-decode a 200 body (bytes, bytearray or str).
-
-    Raises:
-        CohortDownloadError: the body is not JSON.
-    """
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _unusable(cohort_id, f"not valid JSON ({exc.__class__.__name__})") from exc
-
-
-def cohort_from_json(cohort_id: str, doc: Any) -> Cohort:
-    """Build a ``Cohort`` from a decoded 200 body; takes ``memberIds`` out of ``doc`` to save memory.
-
-    Raises:
-        CohortDownloadError: ``doc`` does not have the expected shape.
-    """
-    if not isinstance(doc, dict):
-        raise _unusable(cohort_id, f"expected a JSON object, got {type(doc).__name__}")
-    returned_id = doc.get("cohortId", cohort_id)
-    if returned_id != cohort_id:
-        raise _unusable(cohort_id, f"cohortId is {returned_id!r}")
-    group_type = doc.get("groupType")
-    if not isinstance(group_type, str) or not group_type:
-        raise _unusable(cohort_id, "groupType is missing or not a string")
-    last_modified = doc.get("lastModified")
-    if isinstance(last_modified, bool) or not isinstance(last_modified, int):
-        raise _unusable(cohort_id, "lastModified is missing or not an integer")
-    member_list = doc.pop("memberIds", None)
-    if not isinstance(member_list, list):
-        raise _unusable(cohort_id, "memberIds is missing or not an array")
-    try:
-        members: Optional[FrozenSet[Any]] = frozenset(member_list)
-    except TypeError:
-        members = None  # an unhashable member (object or array)
-    del member_list  # drop the decoded list before the checks, so only the set stays alive
-    if members is None or not all(type(m) is str for m in members):
-        raise _unusable(cohort_id, "memberIds holds a non-string member")
-    return Cohort(id=cohort_id, group_type=group_type, last_modified=last_modified, size=len(members),
-                  members=members)
-
-
-def parse_cohort(cohort_id: str, body: Any) -> Cohort:
-    """Decode a 200 body (bytes, bytearray or str) into a ``Cohort``.
-
-    Raises:
-        CohortDownloadError: the body is not JSON of the expected shape.
-    """
-    return cohort_from_json(cohort_id, decode_body(cohort_id, body))
-
-
 class CohortDownloader:
     """Downloads single cohorts, with bounded retries.
 
@@ -175,6 +99,8 @@ class CohortDownloader:
         not_ready_attempts: HTTP 202 responses tolerated before giving up.
         not_ready_wait: seconds between polls while the server answers 202.
         deadline_seconds: total time one ``download`` may take, waits included.
+        clock: time source and waiter (deadlines, backoff and not-ready waits).
+        logger: where retries are logged (at DEBUG).
     """
 
     def __init__(
@@ -191,6 +117,8 @@ class CohortDownloader:
         not_ready_attempts: int = 10,
         not_ready_wait: float = 1.0,
         deadline_seconds: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
+        logger: Optional[logging.Logger] = None,
     ) -> None:
         if max_attempts < 1 or not_ready_attempts < 1:
             raise ValueError("max_attempts and not_ready_attempts must be >= 1")
@@ -205,6 +133,8 @@ class CohortDownloader:
         self.not_ready_attempts = not_ready_attempts
         self.not_ready_wait = not_ready_wait
         self.deadline_seconds = deadline_seconds
+        self._clock = clock
+        self._logger = logger or _default_logger
         token = base64.b64encode(f"{api_key}:{secret_key}".encode("utf-8")).decode("ascii")
         self._headers = {
             "Authorization": f"Basic {token}",
@@ -247,7 +177,7 @@ class CohortDownloader:
             cohort_id: the cohort to download.
             last_modified: the ``last_modified`` of the copy already held, if any.
             stop: setting it cancels this download (waits end at once).
-            deadline: a ``time.monotonic()`` value not to run past (tightens ``deadline_seconds``).
+            deadline: a ``clock.monotonic()`` value not to run past (tightens ``deadline_seconds``).
 
         Raises:
             CohortTooLarge: the cohort is larger than ``max_cohort_size``.
@@ -267,7 +197,8 @@ class CohortDownloader:
 
     def _download(self, cohort_id: str, last_modified: Optional[int], stop: threading.Event,
                   deadline: Optional[float]) -> Optional[Cohort]:
-        end = time.monotonic() + self.deadline_seconds
+        clock = self._clock
+        end = clock.monotonic() + self.deadline_seconds
         if deadline is not None:
             end = min(end, deadline)
         failures = 0
@@ -276,7 +207,7 @@ class CohortDownloader:
         while True:
             if stop.is_set():
                 raise CohortDownloadCancelled(cohort_id)
-            remaining = end - time.monotonic()
+            remaining = end - clock.monotonic()
             if remaining <= 0:
                 raise self._deadline_error(cohort_id, last)
             try:
@@ -290,7 +221,7 @@ class CohortDownloader:
                         cohort_id, retry.status_code,
                     ) from retry.cause
                 wait = self.backoff.delay(failures, retry.retry_after)
-                logger.debug("Cohort %s download attempt %d failed (%s); retrying in %.2fs",
+                self._logger.debug("Cohort %s download attempt %d failed (%s); retrying in %.2fs",
                              cohort_id, failures, retry.reason, wait)
             except _NotReady:
                 polls += 1
@@ -301,11 +232,12 @@ class CohortDownloader:
                     ) from None
                 last = _Retry("not ready (HTTP 202)", 202)
                 wait = self.not_ready_wait
-                logger.debug("Cohort %s not ready yet (poll %d); polling again in %.2fs", cohort_id, polls, wait)
+                self._logger.debug("Cohort %s not ready yet (poll %d); polling again in %.2fs", cohort_id, polls,
+                                   wait)
             # A wait that would end past the deadline is pointless: give up now.
-            if time.monotonic() + wait >= end:
+            if clock.monotonic() + wait >= end:
                 raise self._deadline_error(cohort_id, last)
-            if stop.wait(wait):
+            if clock.wait(stop, wait):
                 raise CohortDownloadCancelled(cohort_id)
 
     def _deadline_error(self, cohort_id: str, last: Optional[_Retry]) -> CohortDownloadError:
@@ -343,15 +275,18 @@ class CohortDownloader:
             elif status == 413:
                 raise CohortTooLarge(cohort_id, self.max_cohort_size)
             elif status in (408, 429) or 500 <= status <= 599:
-                raise _Retry(f"HTTP {status}", status, parse_retry_after(response.headers.get("Retry-After")))
+                raise _Retry(f"HTTP {status}", status,
+                             parse_retry_after(response.headers.get("Retry-After"), now=self._clock.time()))
             else:
                 raise CohortDownloadError(f"cohort {cohort_id} download from {url} returned HTTP {status}"
                                           f"{_STATUS_HINTS.get(status, '')}", cohort_id, status)
         finally:
             response.close()
-        doc = decode_body(cohort_id, body)
-        del body  # the raw bytes can go before the member set is built
-        return cohort_from_json(cohort_id, doc)
+        try:
+            group_type, modified, members = parse_cohort_body(cohort_id, body)
+        except CohortBodyError as exc:
+            raise CohortDownloadError(f"cohort {cohort_id} response was unusable: {exc}", cohort_id, 200) from exc
+        return Cohort(cohort_id, group_type, modified, len(members), members)
 
     def _read_body(self, cohort_id: str, response: requests.Response, stop: threading.Event,
                    end: float) -> bytearray:
@@ -362,7 +297,7 @@ class CohortDownloader:
                 body += chunk
                 if stop.is_set():
                     raise CohortDownloadCancelled(cohort_id)
-                if time.monotonic() >= end:
+                if self._clock.monotonic() >= end:
                     raise CohortDownloadError(f"cohort {cohort_id} download ran out of time while reading",
                                               cohort_id, 200)
         except _RETRYABLE_EXCEPTIONS as exc:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .download import CohortDownloadCancelled, CohortDownloader, CohortDownloadError, CohortTooLarge
 from .storage import Cohort, CohortStore
 
-logger = logging.getLogger("amplitude_experiment.cohorts")
+_default_logger = logging.getLogger("amplitude_experiment.cohorts")
 
 #: The ``failed`` reason of cohorts whose download had not finished when ``load``'s time ran out.
 TIMEOUT = "timeout"
@@ -41,20 +41,42 @@ class CohortLoadReport:
         return not self.failed
 
 
+class _Outcomes:
+    """What the downloads of one load ended in, by cohort id."""
+
+    def __init__(self) -> None:
+        self.loaded: Set[str] = set()
+        self.unchanged: Set[str] = set()
+        self.too_large: Set[str] = set()
+        self.failed: Dict[str, str] = {}
+        self.cancelled: Set[str] = set()
+
+
 class CohortLoader:
     """Loads cohorts into ``store`` with up to ``max_workers`` parallel downloads.
 
-    Each ``load`` passes the stored ``last_modified`` so unchanged cohorts cost a 204, and returns
-    within its ``timeout``: downloads still running then are cancelled and reported as failed.
+    Each ``load`` passes the stored ``last_modified`` so unchanged cohorts cost a 204, stores each
+    cohort as soon as it is downloaded, and returns within its ``timeout``: downloads still
+    running then are cancelled and reported as failed.
     The loader does not own ``downloader`` or ``store``.
+
+    Args:
+        downloader: downloads one cohort.
+        store: where loaded cohorts go.
+        max_workers: parallel downloads at most.
+        clock: time source and waiter (the ``timeout`` of a load).
+        logger: where warnings go (one when a cohort starts failing, one when it recovers).
     """
 
-    def __init__(self, downloader: CohortDownloader, store: CohortStore, *, max_workers: int = 4) -> None:
+    def __init__(self, downloader: CohortDownloader, store: CohortStore, *, max_workers: int = 4,
+                 clock: Clock = SYSTEM_CLOCK, logger: Optional[logging.Logger] = None) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         self._downloader = downloader
         self._store = store
         self.max_workers = max_workers
+        self._clock = clock
+        self._logger = logger or _default_logger
         self._lock = threading.Lock()
         self._closed = False
         self._stops: List[threading.Event] = []
@@ -72,7 +94,7 @@ class CohortLoader:
 
         Never raises for download problems; they are in the report's ``failed``.
         """
-        started = time.monotonic()
+        started = self._clock.monotonic()
         deadline = started + max(0.0, timeout)
         ids = list(dict.fromkeys(cohort_ids))
         stop = threading.Event()
@@ -82,69 +104,87 @@ class CohortLoader:
                 self._stops.append(stop)
                 self._prune()
         if closed:
-            return CohortLoadReport(failed=dict.fromkeys(ids, CLOSED), elapsed=time.monotonic() - started)
-        if not ids:
-            with self._lock:
-                self._stops.remove(stop)
-            return CohortLoadReport(elapsed=time.monotonic() - started)
-
-        executor = ThreadPoolExecutor(max_workers=min(self.max_workers, len(ids)),
-                                      thread_name_prefix="amplitude_experiment-cohort")
-        futures: Dict[Future[Optional[Cohort]], str] = {}
-        done: Set[Future[Optional[Cohort]]] = set()
+            return CohortLoadReport(failed=dict.fromkeys(ids, CLOSED), elapsed=self._clock.monotonic() - started)
         try:
-            for cid in ids:
-                future = executor.submit(self._downloader.download, cid, self._store.last_modified(cid),
-                                         stop=stop, deadline=deadline)
-                futures[future] = cid
-            with self._lock:
-                self._executors[executor] = list(futures)
-            done = wait(futures, timeout=max(0.0, deadline - time.monotonic())).done
+            futures = self._download_all(ids, stop, deadline) if ids else {}
         finally:
             with self._lock:
                 self._stops.remove(stop)
-            if len(done) < len(futures) or len(futures) < len(ids):
-                # Out of time (or failed to submit): end the stragglers without waiting for them.
-                stop.set()
-                executor.shutdown(wait=False, cancel_futures=True)
-            else:
+        outcomes = self._collect(futures)
+        self._log(outcomes.loaded | outcomes.unchanged, outcomes.too_large, outcomes.failed, outcomes.cancelled)
+        report = CohortLoadReport(frozenset(outcomes.loaded), frozenset(outcomes.unchanged),
+                                  frozenset(outcomes.too_large), outcomes.failed, self._clock.monotonic() - started)
+        self._logger.debug("Cohort load: %d loaded, %d unchanged, %d too large, %d failed in %.3fs",
+                           len(report.loaded), len(report.unchanged), len(report.too_large), len(report.failed),
+                           report.elapsed)
+        return report
+
+    def _download_all(self, ids: List[str], stop: threading.Event,
+                      deadline: float) -> Dict["Future[Optional[Cohort]]", str]:
+        """Start every download and wait until all ended or ``deadline``; stragglers are stopped."""
+        executor = ThreadPoolExecutor(max_workers=min(self.max_workers, len(ids)),
+                                      thread_name_prefix="amplitude_experiment-cohort")
+        futures: Dict[Future[Optional[Cohort]], str] = {}
+        all_done = threading.Event()
+        pending = [len(ids)]
+        pending_lock = threading.Lock()
+
+        def one_done(_: "Future[Optional[Cohort]]") -> None:
+            with pending_lock:
+                pending[0] -= 1
+                if pending[0] == 0:
+                    all_done.set()
+
+        finished = False
+        try:
+            for cid in ids:
+                future = executor.submit(self._download_one, cid, stop, deadline)
+                futures[future] = cid
+                future.add_done_callback(one_done)
+            with self._lock:
+                self._executors[executor] = list(futures)
+            finished = self._clock.wait(all_done, max(0.0, deadline - self._clock.monotonic()))
+        finally:
+            if finished:
                 executor.shutdown(wait=True)
                 with self._lock:
                     self._executors.pop(executor, None)
+            else:
+                # Out of time (or failed to submit): end the stragglers without waiting for them.
+                stop.set()
+                executor.shutdown(wait=False, cancel_futures=True)
+        return futures
 
-        loaded: Set[str] = set()
-        unchanged: Set[str] = set()
-        too_large: Set[str] = set()
-        failed: Dict[str, str] = {}
-        cancelled: Set[str] = set()
+    def _download_one(self, cohort_id: str, stop: threading.Event, deadline: float) -> Optional[Cohort]:
+        """Download one cohort and store it at once (None: unchanged); runs on a worker thread."""
+        cohort = self._downloader.download(cohort_id, self._store.last_modified(cohort_id), stop=stop,
+                                           deadline=deadline)
+        if cohort is not None:
+            self._store.put(cohort)
+        return cohort
+
+    def _collect(self, futures: Mapping["Future[Optional[Cohort]]", str]) -> _Outcomes:
+        """Sort every cohort into its outcome."""
+        outcomes = _Outcomes()
         for future, cid in futures.items():
-            if future not in done:
-                failed[cid] = TIMEOUT
+            if not future.done() or future.cancelled():
+                outcomes.failed[cid] = TIMEOUT
                 continue
             try:
                 cohort: Optional[Cohort] = future.result()
             except CohortTooLarge:
-                too_large.add(cid)
+                outcomes.too_large.add(cid)
             except CohortDownloadCancelled as exc:
-                failed[cid] = str(exc)
-                cancelled.add(cid)
+                outcomes.failed[cid] = str(exc)
+                outcomes.cancelled.add(cid)
             except CohortDownloadError as exc:
-                failed[cid] = str(exc)
+                outcomes.failed[cid] = str(exc)
             except Exception as exc:  # noqa: BLE001 - a bug must not take the other cohorts down
-                logger.error("Unexpected error downloading cohort %s", cid, exc_info=exc)
-                failed[cid] = f"unexpected {exc.__class__.__name__}: {exc}"
+                self._logger.error("Unexpected error downloading cohort %s", cid, exc_info=exc)
+                outcomes.failed[cid] = f"unexpected {exc.__class__.__name__}: {exc}"
             else:
-                if cohort is None:
-                    unchanged.add(cid)
-                else:
-                    self._store.put(cohort)
-                    loaded.add(cid)
-        self._log(loaded | unchanged, too_large, failed, cancelled)
-        report = CohortLoadReport(frozenset(loaded), frozenset(unchanged), frozenset(too_large), failed,
-                                  time.monotonic() - started)
-        logger.debug("Cohort load: %d loaded, %d unchanged, %d too large, %d failed in %.3fs",
-                     len(loaded), len(unchanged), len(too_large), len(failed), report.elapsed)
-        return report
+                (outcomes.unchanged if cohort is None else outcomes.loaded).add(cid)
+        return outcomes
 
     def close(self, wait: bool = False) -> None:
         """Cancel loads in progress and refuse new ones; with ``wait``, join their worker threads.
@@ -183,7 +223,7 @@ class CohortLoader:
                     self._failing.add(cid)
                     warnings.append(f"Cohort {cid} download failed: {failed[cid]}")
                 else:
-                    logger.debug("Cohort %s download failed: %s", cid, failed[cid])
+                    self._logger.debug("Cohort %s download failed: %s", cid, failed[cid])
             for cid in sorted(succeeded | too_large):
                 if cid in succeeded:
                     self._warned_too_large.discard(cid)
@@ -191,6 +231,6 @@ class CohortLoader:
                     self._failing.discard(cid)
                     recovered.append(cid)
         for message in warnings:
-            logger.warning("%s", message)
+            self._logger.warning("%s", message)
         for cid in recovered:
-            logger.info("Cohort %s download recovered", cid)
+            self._logger.info("Cohort %s download recovered", cid)

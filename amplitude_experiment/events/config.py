@@ -16,6 +16,14 @@ _IGNORED_OFFICIAL_OPTIONS = frozenset({"logger", "storage_provider", "event_log_
 #: Default bound of the in-memory event queue (events waiting to be sent).
 DEFAULT_MAX_QUEUE_SIZE = 200_000
 
+#: ``AssignmentConfig(event_property_names=...)``: ``[Experiment] <flag>.variant`` and
+#: ``[Experiment] <flag>.details``, as Amplitude's event tracking documentation names them.
+PREFIXED_PROPERTY_NAMES = "prefixed"
+#: ``AssignmentConfig(event_property_names=...)``: ``<flag>.variant`` and ``<flag>.details``, as
+#: the official ``amplitude-experiment`` Python SDK (1.13.0) sends them.
+OFFICIAL_PROPERTY_NAMES = "official"
+EVENT_PROPERTY_NAMES = (PREFIXED_PROPERTY_NAMES, OFFICIAL_PROPERTY_NAMES)
+
 
 class _TrackingConfig:
     """What assignment and exposure tracking share: where and how to send events."""
@@ -92,12 +100,23 @@ class AssignmentConfig(_TrackingConfig):
         min_id_length: sent as ``options.min_id_length`` (Amplitude's default minimum is 5).
         callback: ``callback(event, status_code, message)`` called once per event outcome.
         max_queue_size: events held in memory at most; beyond it new events are dropped and counted.
+        event_property_names: how the event properties of each flag are named (keyword only).
+            ``"prefixed"`` (default): ``[Experiment] <flag>.variant`` and
+            ``[Experiment] <flag>.details``, as Amplitude's documentation shows them.
+            ``"official"``: ``<flag>.variant`` and ``<flag>.details``, exactly what the
+            official ``amplitude-experiment`` SDK sends; choose it when existing charts use
+            those names. User properties (``[Experiment] <flag>``) are the same either way.
     """
 
     def __init__(self, api_key: Optional[str] = None, cache_capacity: int = 65536, send_evaluated_props: bool = False,
-                 **kwargs: Any) -> None:
+                 *, event_property_names: str = PREFIXED_PROPERTY_NAMES, **kwargs: Any) -> None:
         super().__init__(api_key=api_key, cache_capacity=cache_capacity, **kwargs)
         self.send_evaluated_props = bool(send_evaluated_props)
+        if event_property_names not in EVENT_PROPERTY_NAMES:
+            raise _validate.ConfigurationError(
+                f"event_property_names must be one of {', '.join(map(repr, EVENT_PROPERTY_NAMES))}, "
+                f"not {event_property_names!r}")
+        self.event_property_names = event_property_names
 
 
 class ExposureConfig(_TrackingConfig):

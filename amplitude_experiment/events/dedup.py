@@ -1,64 +1,74 @@
-"""A bounded, thread-safe TTL set: "have we already tracked this today?".
+"""A bounded, thread-safe "already tracked today?" memory of 64-bit keys.
 
-This sits on the request path of every tracked evaluation, so it is built on the C-level
-``collections.OrderedDict`` rather than a pure-Python cache: a hit is one dict lookup and one
-clock read without a lock; a miss takes the lock, inserts, and evicts the oldest entry when
-full. (``cachetools.TTLCache`` gives the same semantics at ~0.3 µs per hit and ~3 µs per
-insert, more than the whole tracking budget.)
+Callers hash what identifies an event (ids, result, day) into one int, so an entry costs a
+small int in a set: about 65 bytes at the default capacity, instead of ~430 for a TTL cache of
+tuples (``tests/events/test_assignment.py`` measures it). Two generations replace per-entry
+expiry: keys go into ``current``; when it holds ``capacity // 2`` keys it becomes ``previous``
+and the old ``previous`` is dropped. So the most recent ``capacity // 2`` keys are always
+remembered and never more than ``capacity``. The day is part of every key, so a key cannot
+match on another day; when the day changes both generations are dropped at once.
+
+A wrong "seen" needs two different events of one day with the same 60-bit key among at most
+``capacity`` remembered ones: with the default capacity, a chance below 1e-13 per event.
 """
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
-from typing import Callable, Hashable, Optional
+from typing import Optional, Set
 
-DAY_SECONDS = 86_400.0
+#: Keys are masked to 60 bits: such an int takes two 30-bit digits (32 bytes) instead of three.
+KEY_MASK = (1 << 60) - 1
 
 
-class SeenCache:
-    """Remembers up to ``capacity`` keys for ``ttl`` seconds each; the oldest go first when full.
+class SeenKeys:
+    """Remembers the last ``capacity // 2`` to ``capacity`` keys of the current day.
 
-    ``first_time(key)`` is an atomic check-and-add, so two threads tracking the same key at
-    once produce exactly one event.
+    ``seen(key)`` is lock-free (a false "not seen" is possible while generations rotate, a
+    false "seen" is not); ``first_time(key, day)`` is an atomic check-and-add, so two threads
+    tracking the same key at once produce exactly one event.
 
     Args:
-        capacity: the most keys remembered.
-        ttl: seconds a key is remembered.
-        timer: the clock (``time.monotonic``); injectable for tests.
+        capacity: the most keys remembered (at least 2 keeps the generations meaningful).
     """
 
-    def __init__(self, capacity: int, ttl: float = DAY_SECONDS, timer: Callable[[], float] = time.monotonic) -> None:
-        self._expiry: "collections.OrderedDict[Hashable, float]" = collections.OrderedDict()
-        self._capacity = capacity
-        self._ttl = ttl
-        self._timer = timer
+    __slots__ = ("capacity", "_generation", "current", "previous", "_day", "_lock")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._generation = max(1, capacity // 2)
+        #: the newest keys (read lock-free on the request path)
+        self.current: Set[int] = set()
+        #: the generation before ``current``
+        self.previous: Set[int] = set()
+        self._day: Optional[float] = None
         self._lock = threading.Lock()
 
-    def seen(self, key: Hashable, now: float) -> bool:
-        """Whether ``key`` is remembered and not expired at ``now`` (lock-free, no change)."""
-        expires = self._expiry.get(key)  # a dict read is atomic
-        return expires is not None and expires > now
+    def seen(self, key: int) -> bool:
+        """Whether ``key`` is remembered (no lock, no change)."""
+        return key in self.current or key in self.previous
 
-    def first_time(self, key: Hashable, now: Optional[float] = None) -> bool:
-        """True the first time ``key`` is seen (within its TTL); it is then remembered.
+    def first_time(self, key: int, day: float) -> bool:
+        """True the first time ``key`` is offered; it is then remembered.
 
-        ``now`` is the caller's reading of this cache's clock, saving a second read.
+        ``day`` is the day the key belongs to (e.g. ``epoch_seconds // 86400``): a later day
+        than any seen before drops every remembered key (they can no longer match).
         """
-        if now is None:
-            now = self._timer()
-        if self.seen(key, now):
-            return False
         with self._lock:
-            expires = self._expiry.get(key)
-            if expires is not None:
-                if expires > now:
-                    return False
-                del self._expiry[key]  # expired: insert again as the newest
-            self._expiry[key] = now + self._ttl
-            if len(self._expiry) > self._capacity:
-                self._expiry.popitem(last=False)
+            if self._day is None or day > self._day:
+                if self._day is not None:
+                    self.previous = set()
+                    self.current = set()
+                self._day = day
+            if key in self.current or key in self.previous:
+                return False
+            self.current.add(key)
+            if len(self.current) >= self._generation:
+                # Assign ``previous`` first: a lock-free reader then still finds every key.
+                self.previous = self.current
+                self.current = set()
             return True
 
     def reset_lock(self) -> None:
@@ -66,8 +76,9 @@ class SeenCache:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return len(self.current) + len(self.previous)
 
     def clear(self) -> None:
         with self._lock:
-            self._expiry.clear()
+            self.current = set()
+            self.previous = set()

@@ -1,21 +1,24 @@
 """Exposure events: ``$exposure`` with ``flag_key``, ``variant`` and ``experiment_key``.
 
-One per user, flag, variant and day; none for default variants when tracked automatically.
+One per user, flag, variant and day. Tracked automatically (``EvaluateOptions``), none is sent
+for a default variant or for a variant whose metadata says ``trackExposure: false`` (as the
+official SDK skips it).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Dict, Optional
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..variant import Variant
 from ..version import LIBRARY
-from .dedup import SeenCache
+from .dedup import KEY_MASK, SeenKeys
 from .insert_id import exposure_insert_id
 from .sender import EventSender
 from .stats import Counter, ReasonCounters
 
 EXPOSURE_EVENT_TYPE = "$exposure"
+_DAY_SECONDS = 86_400.0
 
 
 class Exposure:
@@ -52,20 +55,24 @@ class Exposure:
         return event
 
 
+def _text(value: Any) -> Optional[str]:
+    """Amplitude takes ids and keys as text only: anything else is sent as its text."""
+    return value if value is None or type(value) is str else str(value)
+
+
 class ExposureTracker:
     """Queues deduplicated exposure events.
 
     Args:
         sender: where events go.
         cache_capacity: how many recent (user, flag, variant, day) keys are remembered.
-        clock: wall-clock seconds; injectable for tests.
-        dedup_timer: the TTL cache's clock; injectable for tests.
+        clock: gives the wall-clock time of events and their day; tests pass a ``ManualClock``.
     """
 
-    def __init__(self, sender: EventSender, cache_capacity: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, sender: EventSender, cache_capacity: int, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.sender = sender
-        self._seen = SeenCache(cache_capacity, timer=clock)
-        self._clock = clock
+        self._seen = SeenKeys(cache_capacity)
+        self._time: Callable[[], float] = clock.time
         self.__init_counters()
 
     def __init_counters(self) -> None:
@@ -74,23 +81,30 @@ class ExposureTracker:
         self.skipped = ReasonCounters()
 
     def track_results(self, user: Any, results: Dict[str, Variant]) -> None:
-        """An exposure for every non-default variant in ``results``."""
+        """An exposure for every variant in ``results`` except default ones and those whose
+        metadata has ``trackExposure: false``."""
         for flag_key, variant in results.items():
             metadata = variant.metadata or {}
             if metadata.get("default"):
                 self.skipped.add("default_variant")
                 continue
+            if metadata.get("trackExposure") is False:
+                self.skipped.add("track_exposure_false")
+                continue
             self.track(user, flag_key, variant.key, metadata.get("experimentKey"))
 
     def track(self, user: Any, flag_key: str, variant: Optional[str], experiment_key: Optional[str]) -> bool:
         """Queue one exposure unless it was already tracked today; True if queued."""
-        user_id = getattr(user, "user_id", None)
-        device_id = getattr(user, "device_id", None)
+        user_id = _text(getattr(user, "user_id", None))
+        device_id = _text(getattr(user, "device_id", None))
         if not user_id and not device_id:
             self.skipped.add("no_user_or_device_id")
             return False
-        now = self._clock()
-        if not self._seen.first_time((user_id, device_id, flag_key, variant, now // 86_400.0), now):
+        flag_key, variant, experiment_key = str(flag_key), _text(variant), _text(experiment_key)
+        now = self._time()
+        day = now // _DAY_SECONDS
+        key = hash((user_id, device_id, flag_key, variant, day)) & KEY_MASK
+        if self._seen.seen(key) or not self._seen.first_time(key, day):
             self.deduplicated.increment()
             return False
         self.tracked.increment()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
+import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -21,7 +19,7 @@ from amplitude_experiment.cohorts import (
     CohortDownloadError,
     CohortTooLarge,
 )
-from amplitude_experiment.cohorts.download import parse_retry_after
+from amplitude_experiment.testing import ManualClock
 from amplitude_experiment.version import LIBRARY
 
 SERVER = "https://cohort.example"
@@ -77,8 +75,9 @@ def mock() -> Iterator[responses.RequestsMock]:
 def test_request_shape_and_parse(downloader: CohortDownloader, mock: responses.RequestsMock) -> None:
     mock.get(URL, json=BODY)
     cohort = downloader.download("c1")
-    assert cohort == Cohort(id="c1", group_type="User", last_modified=1700000000000, size=3,
-                            members=frozenset({"u1", "u2", "u3"}))
+    assert cohort == Cohort.of("c1", ["u1", "u2", "u3"], group_type="User", last_modified=1700000000000)
+    assert cohort is not None and cohort.size == 3
+    assert [m in cohort.members for m in ("u1", "u2", "u3", "u4", "")] == [True, True, True, False, False]
     request = mock.calls[0].request
     assert request.url == URL + "?maxCohortSize=100"
     assert request.headers["Authorization"] == f"Basic {TOKEN}"
@@ -213,22 +212,45 @@ def test_unusable_body_is_an_error_without_retry(downloader: CohortDownloader, m
 
 
 def test_deadline_stops_retrying_before_a_long_wait(session: requests.Session, mock: responses.RequestsMock) -> None:
+    clock = ManualClock()  # nobody advances it: a wait would block the test
     slow = CohortDownloader(session, SERVER, API_KEY, SECRET, 100, backoff=Backoff(30.0, 30.0), max_attempts=100,
-                            deadline_seconds=5.0)
+                            deadline_seconds=5.0, clock=clock)
     mock.get(URL, status=503)
-    started = time.monotonic()
     with pytest.raises(CohortDownloadError) as caught:
         slow.download("c1")
-    assert time.monotonic() - started < 1.0
     assert str(caught.value) == "cohort c1 download ran out of time; last error: HTTP 503"
     assert caught.value.status_code == 503
     assert len(mock.calls) == 1
+    assert clock.sleepers == 0
 
 
-def test_caller_deadline_caps_request_timeout(downloader: CohortDownloader, mock: responses.RequestsMock) -> None:
+def test_caller_deadline_caps_request_timeout(session: requests.Session, mock: responses.RequestsMock) -> None:
+    clock = ManualClock(start=100.0)
+    downloader = CohortDownloader(session, SERVER, API_KEY, SECRET, 100, request_timeout=2.5, clock=clock)
     mock.get(URL, json=BODY)
-    downloader.download("c1", deadline=time.monotonic() + 1.0)
-    assert 0 < req_kwargs(mock, 0)["timeout"] <= 1.0
+    downloader.download("c1", deadline=101.0)
+    assert req_kwargs(mock, 0)["timeout"] == 1.0
+
+
+def test_retry_waits_go_through_the_clock(session: requests.Session, mock: responses.RequestsMock) -> None:
+    """Backoff and Retry-After waits are clock waits: driven by ManualClock, no real sleeping."""
+    clock = ManualClock()
+    backoff = Backoff(4.0, 4.0, random_fn=lambda: 0.0)  # every wait 2.0 s
+    downloader = CohortDownloader(session, SERVER, API_KEY, SECRET, 100, backoff=backoff, max_attempts=3, clock=clock)
+    mock.get(URL, status=429, headers={"Retry-After": "3"})  # longer than the backoff: honoured
+    mock.get(URL, status=503)
+    mock.get(URL, json=BODY)
+    result: List[Any] = []
+    worker = threading.Thread(target=lambda: result.append(downloader.download("c1")))
+    worker.start()
+    assert clock.wait_for_sleepers(1)
+    assert clock.next_deadline() == 3.0  # honoured: max(backoff 2.0, Retry-After 3.0)
+    clock.advance(3.0)
+    assert clock.wait_for_sleepers(1)
+    assert clock.next_deadline() == 2.0
+    clock.advance(2.0)
+    worker.join(5)
+    assert len(mock.calls) == 3 and result and result[0] is not None
 
 
 def test_cancelled_downloader_makes_no_request(downloader: CohortDownloader, mock: responses.RequestsMock) -> None:
@@ -252,15 +274,17 @@ def test_secrets_never_logged_or_in_errors(downloader: CohortDownloader, mock: r
         assert secret not in text
 
 
-def test_parse_retry_after() -> None:
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("") is None
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after("-4") == 0.0
-    assert parse_retry_after("nan") is None
-    assert parse_retry_after("soon") is None
-    future = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
-    assert 100 < parse_retry_after(future) <= 121  # type: ignore[operator]
-    past = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=120), usegmt=True)
-    assert parse_retry_after(past) == 0.0
+def test_retry_after_as_an_http_date_is_read_against_the_clock(session: requests.Session,
+                                                                mock: responses.RequestsMock) -> None:
+    backoff = RecordingBackoff()
+    clock = ManualClock(epoch=1_700_000_000.0)  # Tue, 14 Nov 2023 22:13:20 GMT
+    downloader = CohortDownloader(session, SERVER, API_KEY, SECRET, 100, backoff=backoff, clock=clock)
+    mock.get(URL, status=503, headers={"Retry-After": "Tue, 14 Nov 2023 22:14:00 GMT"})
+    mock.get(URL, json=BODY)
+    worker = threading.Thread(target=downloader.download, args=("c1",))
+    worker.start()
+    assert clock.wait_for_sleepers(1)
+    clock.advance(0.01)  # the fast test backoff caps the wait
+    worker.join(5)
+    assert backoff.calls == [(1, 40.0)]
+    assert len(mock.calls) == 2

@@ -21,7 +21,7 @@ from amplitude_experiment.cohorts import (
     CohortLoadReport,
     CohortStore,
 )
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 
 API_KEY = "api-key-1234"
 SECRET = "very-secret-key-5678"
@@ -52,11 +52,12 @@ def make_loader(session: requests.Session, store: CohortStore) -> Iterator[MakeL
     loaders: List[CohortLoader] = []
 
     def make(url: str, *, max_workers: int = 4, secret: str = SECRET, max_cohort_size: int = 10,
-             **downloader_options: Any) -> CohortLoader:
+             clock: Any = None, **downloader_options: Any) -> CohortLoader:
         options: Dict[str, Any] = dict(request_timeout=5.0, backoff=FAST, not_ready_wait=0.001)
         options.update(downloader_options)
-        downloader = CohortDownloader(session, url, API_KEY, secret, max_cohort_size, **options)
-        loader = CohortLoader(downloader, store, max_workers=max_workers)
+        clocks: Dict[str, Any] = {} if clock is None else {"clock": clock}
+        downloader = CohortDownloader(session, url, API_KEY, secret, max_cohort_size, **options, **clocks)
+        loader = CohortLoader(downloader, store, max_workers=max_workers, **clocks)
         loaders.append(loader)
         return loader
 
@@ -157,14 +158,35 @@ def test_wrong_credentials_fail_without_retry(server: AmplitudeStandIn, make_loa
     assert len(server.requests("cohort")) == 1
 
 
+def load_in_thread(loader: CohortLoader, ids: List[str], timeout: float) -> Callable[[], CohortLoadReport]:
+    """Start ``loader.load`` on a thread; the returned function joins it and gives its report."""
+    reports: List[CohortLoadReport] = []
+    thread = threading.Thread(target=lambda: reports.append(loader.load(ids, timeout)))
+    thread.start()
+
+    def result() -> CohortLoadReport:
+        thread.join(5)
+        assert not thread.is_alive()
+        return reports[0]
+
+    return result
+
+
 def test_unreachable_host_is_bounded_by_timeout(make_loader: MakeLoader) -> None:
-    loader = make_loader(f"http://127.0.0.1:{closed_port()}", backoff=Backoff(0.02, 0.1), max_attempts=10_000)
-    started = time.monotonic()
-    report = loader.load(["c1", "c2"], timeout=0.5)
-    elapsed = time.monotonic() - started
-    assert elapsed < 0.5 + 0.2
+    clock = ManualClock()
+    loader = make_loader(f"http://127.0.0.1:{closed_port()}", backoff=Backoff(0.2, 0.2, random_fn=lambda: 1.0),
+                         max_attempts=10_000, clock=clock)
+    result = load_in_thread(loader, ["c1", "c2"], timeout=0.5)
+    for _ in range(2):  # refused at once, then a 0.2 s wait: the loader and both downloads wait on the clock
+        assert clock.wait_for_sleepers(3)
+        clock.advance(0.2)
+    # At 0.4 s a third wait would pass the 0.5 s deadline: both give up and the load returns.
+    report = result()
+    assert report.elapsed == pytest.approx(0.4)
     assert set(report.failed) == {"c1", "c2"}
+    assert all("ran out of time; last error: ConnectionError" in reason for reason in report.failed.values())
     assert report.loaded == report.unchanged == report.too_large == frozenset()
+    assert clock.sleepers == 0
 
 
 def test_hanging_download_counts_as_timeout(server: AmplitudeStandIn, make_loader: MakeLoader,
@@ -172,10 +194,12 @@ def test_hanging_download_counts_as_timeout(server: AmplitudeStandIn, make_loade
     for cid in ("a", "b", "c"):
         server.set_cohort(cid, [cid])
     server.add_fault("cohort", action="hang", times=1)  # the first request never gets an answer
-    loader = make_loader(server.url, max_workers=3)
-    started = time.monotonic()
-    report = loader.load(["a", "b", "c"], timeout=0.5)
-    assert time.monotonic() - started < 0.5 + 0.2
+    clock = ManualClock()
+    loader = make_loader(server.url, max_workers=3, clock=clock)
+    result = load_in_thread(loader, ["a", "b", "c"], timeout=30.0)
+    assert wait_for(lambda: len(store) == 2)  # each cohort is stored as soon as it is downloaded
+    clock.advance(30.0)  # the load's deadline: "a" still hangs
+    report = result()
     assert len(report.loaded) == 2
     assert list(report.failed.values()) == ["timeout"]
     assert store.ids() == report.loaded

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
+from datetime import datetime, timezone
 from typing import Any, Dict, List
 
 import pytest
 
-from amplitude_experiment import User, Variant
-from amplitude_experiment.events.assignment import AssignmentTracker
-from amplitude_experiment.events.dedup import SeenCache
+from amplitude_experiment import AssignmentConfig, User, Variant
+from amplitude_experiment.events.assignment import AssignmentTracker, json_safe
+from amplitude_experiment.events.dedup import SeenKeys
 from amplitude_experiment.events.exposure import ExposureTracker
 from amplitude_experiment.events.insert_id import assignment_canonical, java_string_hash
+from amplitude_experiment.exceptions import ConfigurationError
+from amplitude_experiment.testing import ManualClock
 from amplitude_experiment.version import LIBRARY
 
 NOW = 1_795_592_290.745  # seconds; day stamp 20782
@@ -26,21 +31,23 @@ class FakeSender:
         return True
 
     def events(self) -> List[Dict[str, Any]]:
-        """The queued events; the JSON the sender would post must decode to the same dicts."""
+        """The queued events; the JSON the sender would post must decode to the same dicts.
+
+        (Compared as JSON carries them: a lone surrogate goes out as a ``\\u`` escape, and two
+        adjacent ones read back as the character they encode.)
+        """
         built = [item.build() for item in self.items]
         posted = [item.to_json() if hasattr(item, "to_json") else (event["insert_id"], json.dumps(event))
                   for item, event in zip(self.items, built)]
-        assert [json.loads(text) for _, text in posted] == built
+        for _, text in posted:
+            text.encode("utf-8")  # what the sender posts is valid UTF-8
+        assert [json.loads(text) for _, text in posted] == [json.loads(json.dumps(event)) for event in built]
         assert [insert_id for insert_id, _ in posted] == [event["insert_id"] for event in built]
         return built
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def Clock(now: float = NOW) -> ManualClock:  # noqa: N802 - reads like the class it makes
+    return ManualClock(epoch=now)
 
 
 def seed_results() -> Dict[str, Variant]:
@@ -53,6 +60,7 @@ def seed_results() -> Dict[str, Variant]:
 
 
 def tracker(**options: Any) -> AssignmentTracker:
+    """A tracker on a fake sender, at ``NOW`` unless told otherwise."""
     options.setdefault("clock", Clock())
     return AssignmentTracker(FakeSender(), cache_capacity=100, **options)  # type: ignore[arg-type]
 
@@ -123,7 +131,7 @@ def test_one_event_per_user_result_and_day() -> None:
     other = seed_results()
     other["my-experiment"] = Variant(key="control", metadata={"flagType": "experiment"})
     t.track(user, other)  # a different result: a new event
-    clock.now += 86_400  # the next day: a new event
+    clock.advance(86_400)  # the next day: a new event
     t.track(user, seed_results())
     assert len(t.sender.items) == 3  # type: ignore[attr-defined]
     assert t.stats() == {"evaluated": 5, "tracked": 3, "deduplicated": 2, "skipped": {}}
@@ -131,16 +139,37 @@ def test_one_event_per_user_result_and_day() -> None:
     assert days == ["20782", "20782", "20783"]
 
 
-def test_seen_cache_ttl_capacity_and_clock() -> None:
-    ticks = Clock(0.0)
-    seen = SeenCache(capacity=2, ttl=100.0, timer=ticks)
-    assert seen.first_time("a") and not seen.first_time("a")
-    ticks.now = 99.0
-    assert not seen.first_time("a")
-    ticks.now = 100.5  # expired: seen again as new, and remembered again
-    assert seen.first_time("a") and not seen.first_time("a")
-    assert seen.first_time("b") and seen.first_time("c")  # capacity 2: "a", the oldest, is evicted
-    assert len(seen) == 2 and seen.first_time("a")
+def test_seen_keys_generations_and_days() -> None:
+    seen = SeenKeys(capacity=4)  # two generations of two keys
+    assert seen.first_time(1, day=10) and not seen.first_time(1, day=10) and seen.seen(1)
+    assert seen.first_time(2, day=10)  # the first generation is full: it becomes the previous one
+    assert seen.first_time(3, day=10) and not seen.first_time(1, day=10) and not seen.first_time(2, day=10)
+    assert seen.first_time(4, day=10)  # {1, 2} dropped, {3, 4} previous
+    assert len(seen) == 2 and not seen.seen(1) and seen.seen(3) and seen.seen(4)
+    assert seen.first_time(1, day=10)
+    assert not seen.first_time(3, day=9)  # a late caller of the day before changes nothing
+    assert seen.first_time(3, day=11) and len(seen) == 1  # a new day: everything earlier is forgotten
+    with pytest.raises(ValueError):
+        SeenKeys(0)
+
+
+def test_dedup_costs_at_most_150_bytes_per_entry_at_the_default_capacity() -> None:
+    """Issue 12 point 3, at the fullest moment (both generations full), keys included.
+
+    Counted with ``sys.getsizeof`` (the set tables and the int keys: all the cache holds);
+    ``benchmarks/bench_dedup.py`` measures the same with tracemalloc (~100 B), too slow for here.
+    """
+    capacity = AssignmentConfig(api_key="k").cache_capacity
+    seen = SeenKeys(capacity)
+    step = 0x9E3779B97F4A7  # about 2**52: keys spread over 60 bits like real ones
+    fullest = 0
+    for key in range(1 << 59, (1 << 59) + step * 2 * capacity, step):
+        seen.first_time(key, day=1.0)
+        if len(seen) >= capacity - 1:
+            fullest = max(fullest, sum(sys.getsizeof(g) + sum(map(sys.getsizeof, g))
+                                       for g in (seen.current, seen.previous)))
+    assert fullest > 0
+    assert fullest / capacity <= 150
 
 
 def test_dedup_cache_is_bounded() -> None:
@@ -309,7 +338,8 @@ def test_json_writer_matches_build_for_odd_keys_ids_and_repeated_outcomes() -> N
     }
     assert events[0]["user_properties"] == {"$set": {'[Experiment] quote"and\\back\nslash': 'v"1'},
                                             "$unset": {"[Experiment] 日本": "-"}}
-    assert events[2]["user_id"] == 12345
+    # design.md §3: Amplitude rejects a non-text user_id as an invalid field: a number goes out as text.
+    assert events[2]["user_id"] == "12345"
 
 
 def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> None:
@@ -321,13 +351,14 @@ def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> 
     flags = compile_flags([{"key": f"f{n}", "variants": {"on": {"key": "on"}},
                             "segments": [{"variant": "on"}], "metadata": {"flagVersion": 1}} for n in range(3)])
     t = tracker()
-    results = evaluate(flags, User(user_id="u1"))
-    t.track(User(user_id="u1"), results)
-    (item,) = t.sender.items  # type: ignore[attr-defined]
-    reachable = list(gc.get_referents(item))
+    for user_id in ("u1", "u2"):
+        t.track(User(user_id=user_id), evaluate(flags, User(user_id=user_id)))
+    first, second = t.sender.items  # type: ignore[attr-defined]
+    reachable = list(gc.get_referents(first))
     reachable += [inner for outer in reachable if isinstance(outer, tuple) for inner in outer]
     assert not any(isinstance(obj, Variant) for obj in reachable)
-    assert all(any(o is v._outcome for o in item.outcomes) for v in results.values())
+    # the same compiled outcomes (shared with the flags), not copies made per event
+    assert len(first.outcomes) == 3 and all(a is b for a, b in zip(first.outcomes, second.outcomes))
 
 
 def test_java_string_hash_works_under_the_lowest_int_digit_limit() -> None:
@@ -344,3 +375,106 @@ def test_java_string_hash_works_under_the_lowest_int_digit_limit() -> None:
         assert java_string_hash("y" * 5000) == java_string_hash("y" * 4999) * 31 + 121 & 0xFFFFFFFF
     finally:
         sys.set_int_max_str_digits(old_limit)
+
+
+def test_dedup_key_does_not_depend_on_the_order_of_the_results() -> None:
+    """Issue 10 point 4: the same result in another order is the same (user, result, day)."""
+    t = tracker()
+    user = User(user_id="user-1", device_id="device-1")
+    forward = seed_results()
+    t.track(user, forward)
+    t.track(user, dict(reversed(list(forward.items()))))
+    three = dict(forward, **{"a-flag": Variant(key="on")})
+    t.track(user, three)  # a different result
+    t.track(user, {"a-flag": three["a-flag"], "my-experiment": three["my-experiment"], "my-flag": three["my-flag"]})
+    events = t.sender.events()  # type: ignore[attr-defined]
+    assert len(events) == 2
+    assert t.stats() == {"evaluated": 4, "tracked": 2, "deduplicated": 2, "skipped": {}}
+    canonical = "user-1 device-1 my-experiment treatment my-flag off "
+    assert events[0]["insert_id"] == f"user-1 device-1 {java_string_hash(canonical)} 20782"
+
+
+def test_official_event_property_names_option() -> None:
+    """Issue 10 point 4: ``event_property_names="official"`` sends ``<flag>.variant``/``.details``
+    exactly as amplitude-experiment 1.13.0 does (see tests/events/test_reference_events.py);
+    user properties keep their ``[Experiment] `` prefix either way."""
+    assert AssignmentConfig(api_key="k").event_property_names == "prefixed"
+    assert AssignmentConfig(api_key="k", event_property_names="official").event_property_names == "official"
+    with pytest.raises(ConfigurationError, match="event_property_names must be one of 'prefixed', 'official'"):
+        AssignmentConfig(api_key="k", event_property_names="legacy")
+    t = tracker(event_property_names="official")
+    t.track(User(user_id="u1", device_id="d1"), seed_results())
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    assert event["event_properties"] == {
+        "my-flag.variant": "off",
+        "my-flag.details": "v3 rule:All Other Users",
+        "my-experiment.variant": "treatment",
+        "my-experiment.details": "v7 rule:Targeted",
+    }
+    assert event["user_properties"] == {"$set": {"[Experiment] my-experiment": "treatment"},
+                                        "$unset": {"[Experiment] my-flag": "-"}}
+    assert event["insert_id"] == "u1 d1 1708274269 20782"
+
+
+def test_exposure_is_skipped_when_the_variant_says_track_exposure_false() -> None:
+    """Issue 10 point 4: amplitude-experiment 1.13.0 (run as a black box) sends no exposure when the
+    merged metadata has ``trackExposure`` exactly ``False``; ``0``, ``None`` or ``"false"`` are tracked."""
+    sender = FakeSender()
+    exposures = ExposureTracker(sender, cache_capacity=100, clock=Clock())  # type: ignore[arg-type]
+    results = {
+        "silent": Variant(key="on", metadata={"trackExposure": False}),
+        "zero": Variant(key="on", metadata={"trackExposure": 0}),
+        "null": Variant(key="on", metadata={"trackExposure": None}),
+        "text": Variant(key="on", metadata={"trackExposure": "false"}),
+        "loud": Variant(key="on", metadata={"trackExposure": True}),
+        "off": Variant(key="off", metadata={"default": True, "trackExposure": False}),
+    }
+    exposures.track_results(User(user_id="user-1"), results)
+    assert [e["event_properties"]["flag_key"] for e in sender.events()] == ["zero", "null", "text", "loud"]
+    assert exposures.stats()["skipped"] == {"default_variant": 1, "track_exposure_false": 1}
+
+
+def test_numeric_ids_and_keys_go_out_as_text() -> None:
+    sender = FakeSender()
+    user = User(user_id=12345, device_id=6.5)  # type: ignore[arg-type]
+    AssignmentTracker(sender, 10, clock=Clock()).track(user, {"f": Variant(key="on")})  # type: ignore[arg-type]
+    ExposureTracker(sender, 10, clock=Clock()).track(user, "f", 7, 8)  # type: ignore[arg-type]
+    assignment, exposure = sender.events()
+    assert (assignment["user_id"], assignment["device_id"]) == ("12345", "6.5")
+    assert assignment["insert_id"] == f"12345 6.5 {java_string_hash('12345 6.5 f on ')} 20782"
+    assert (exposure["user_id"], exposure["device_id"]) == ("12345", "6.5")
+    assert exposure["event_properties"] == {"flag_key": "f", "variant": "7", "experiment_key": "8"}
+
+
+def test_evaluated_properties_json_cannot_represent_are_sent_as_text() -> None:
+    circular: Dict[str, Any] = {"name": "loop"}
+    circular["self"] = circular
+    deep: Any = "bottom"
+    for _ in range(40):
+        deep = [deep]
+    t = tracker(send_evaluated_props=True)
+    t.track(User(user_id="user-1", user_properties={
+        "nan": math.nan, "inf": -math.inf, "bytes": b"\x00ab", "when": datetime(2024, 5, 1, tzinfo=timezone.utc),
+        "lone": "a\ud800b", "circular": circular, "deep": deep, 3: "number key", "set": {"x"}, "ok": [1, 2.5, None],
+    }), {"f": Variant(key="on")})
+    (event,) = t.sender.events()  # type: ignore[attr-defined]
+    properties = event["user_properties"]
+    assert properties["nan"] == "nan" and properties["inf"] == "-inf"
+    assert properties["bytes"] == "b'\\x00ab'"
+    assert properties["when"] == "2024-05-01 00:00:00+00:00"
+    assert properties["lone"] == "a\ud800b"
+    assert properties["circular"] == {"name": "loop", "self": "{'name': 'loop', 'self': {...}}"}
+    assert properties["3"] == "number key" and properties["set"] == ["x"] and properties["ok"] == [1, 2.5, None]
+    depth = 0
+    node = properties["deep"]
+    while isinstance(node, list):
+        node, depth = node[0], depth + 1
+    assert depth == 31 and isinstance(node, str)  # 32 levels kept (the properties dict is the first)
+    _, text = t.sender.items[0].to_json()  # type: ignore[attr-defined]
+    assert '"lone":"a\\ud800b"' in text  # escaped: the posted body stays valid UTF-8
+
+
+def test_json_safe_keeps_plain_json_as_is() -> None:
+    value = {"a": [1, "x", {"b": None, "c": True}], "d": 1.5}
+    assert json_safe(value) == value and json_safe(value) is not value
+    assert json_safe("text") == "text"

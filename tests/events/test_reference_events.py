@@ -7,7 +7,8 @@ insert_ids (day stamp included) must match byte for byte. Deliberate differences
 the reference's events before comparing:
 
 - event property keys carry the ``[Experiment] `` prefix the product spec names
-  (``[Experiment] my-flag.variant``); the official SDK sends ``my-flag.variant``;
+  (``[Experiment] my-flag.variant``); the official SDK sends ``my-flag.variant``, and so do we
+  with ``AssignmentConfig(event_property_names="official")`` (both are checked);
 - ``library`` names this package;
 - with ``send_evaluated_props`` the user's ``version``, ``os`` and ``ip_address`` are sent as
   ``app_version``, ``os_name`` and ``ip`` (the official SDK drops them);
@@ -26,6 +27,7 @@ import pytest
 from amplitude_experiment import User
 from amplitude_experiment.evaluation import compile_flags, evaluate
 from amplitude_experiment.events.assignment import AssignmentTracker
+from amplitude_experiment.testing import ManualClock
 from amplitude_experiment.version import LIBRARY
 
 FIXTURES = json.loads((pathlib.Path(__file__).parent / "fixtures" / "assignment_events.json").read_text("utf-8"))
@@ -42,9 +44,10 @@ class Capture:
         return True
 
 
-def corrected(event: Dict[str, Any], case: Dict[str, Any]) -> Dict[str, Any]:
+def corrected(event: Dict[str, Any], case: Dict[str, Any], names: str) -> Dict[str, Any]:
     out = dict(event)
-    out["event_properties"] = {f"[Experiment] {k}": v for k, v in event["event_properties"].items()}
+    if names == "prefixed":
+        out["event_properties"] = {f"[Experiment] {k}": v for k, v in event["event_properties"].items()}
     out["library"] = LIBRARY
     if case["send_evaluated_props"]:
         user = case["calls"][0]["user"]
@@ -63,16 +66,18 @@ def test_fixture_is_substantial() -> None:
     assert sum(len(c["events"]) for c in CASES) >= 70
 
 
+@pytest.mark.parametrize("names", ["prefixed", "official"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_events_match_the_official_sdk(case: Dict[str, Any]) -> None:
+def test_events_match_the_official_sdk(case: Dict[str, Any], names: str) -> None:
     flags = compile_flags(case["flags"])
     capture = Capture()
     times = sorted(e["time"] for e in case["events"]) or [1_795_600_000_000]
-    clock_now = [times[0] / 1000]
+    clock = ManualClock(start=0.0, epoch=times[0] / 1000)
     tracker = AssignmentTracker(capture, cache_capacity=1000,  # type: ignore[arg-type]
-                                send_evaluated_props=case["send_evaluated_props"], clock=lambda: clock_now[0])
+                                send_evaluated_props=case["send_evaluated_props"], event_property_names=names,
+                                clock=clock)
     for index, call in enumerate(case["calls"]):
-        clock_now[0] = times[min(index, len(times) - 1)] / 1000
+        clock.advance(times[min(index, len(times) - 1)] / 1000 - clock.time())
         user = User(**call["user"])
         keys = call["flag_keys"]
         results = evaluate(flags, user, set(keys) if keys is not None else None)
@@ -83,7 +88,7 @@ def test_events_match_the_official_sdk(case: Dict[str, Any]) -> None:
         assert returned == {k: v["key"] for k, v in call["result"].items()}
         tracker.track(user, results)  # but tracks the full result, as evaluate_v2 does
     ours = [item.build() for item in capture.items]
-    assert canonical(ours) == canonical([corrected(e, case) for e in case["events"]])
+    assert canonical(ours) == canonical([corrected(e, case, names) for e in case["events"]])
     # What the sender posts: the JSON written from remembered fragments decodes to the same events.
     posted = [item.to_json() for item in capture.items]
     assert [insert_id for insert_id, _ in posted] == [event["insert_id"] for event in ours]

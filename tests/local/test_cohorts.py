@@ -1,15 +1,20 @@
-"""Cohort targeting end to end: users and groups, refresh, bounded start, the caller's User untouched."""
+"""Cohort targeting end to end: users and groups, refresh, bounded start, the caller's User untouched.
+
+Time is a ``ManualClock`` given as ``LocalEvaluationConfig(clock=...)`` (the documented seam):
+refreshes happen when a test advances it, never by sleeping.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Dict, Iterator, List
+import threading
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
 from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, ServerZone, User
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.local.cohort_view import forget_warnings
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 
 from ..evaluation.helpers import condition, targeted_flag
 
@@ -32,12 +37,17 @@ def server() -> Iterator[AmplitudeStandIn]:
         yield stand_in
 
 
-def make_client(server: AmplitudeStandIn, cohort_url: str = "", **sync: Any) -> LocalEvaluationClient:
+FLAG_POLL_SECONDS = 30  # below the cohort refresh interval (60 s) so the two can be told apart
+
+
+def make_client(server: AmplitudeStandIn, cohort_url: str = "", clock: Optional[ManualClock] = None,
+                **sync: Any) -> LocalEvaluationClient:
     config = LocalEvaluationConfig(
         server_url=server.url,
-        flag_config_polling_interval_millis=60_000,
+        flag_config_polling_interval_millis=FLAG_POLL_SECONDS * 1000,
         cohort_sync_config=CohortSyncConfig("cohort-key", "cohort-secret", cohort_server_url=cohort_url or server.url,
                                             **sync),
+        clock=clock or ManualClock(),
     )
     return LocalEvaluationClient("server-key", config)
 
@@ -73,43 +83,54 @@ def test_user_supplied_cohorts_are_merged(server: AmplitudeStandIn) -> None:
 
 
 def test_incremental_refresh_uses_last_modified(server: AmplitudeStandIn) -> None:
-    with make_client(server) as client:
+    # design.md §3: GET .../sdk/v1/cohort/{id}?maxCohortSize=N&lastModified=ms, refreshed every
+    # cohort_polling_interval_millis (60 s)
+    clock = ManualClock()
+    with make_client(server, clock=clock) as client:
         assert keys(client, User(user_id="user-new"))["vip"] == "off"
-        assert client._cohorts is not None
         server.set_cohort("cohort-vip", ["user-new"], last_modified=2000)
         before = len(server.requests("cohort"))
-        client._cohorts.poller.poll_now()
+        assert clock.wait_for_sleepers(2)  # the flag poller and the cohort refresh
+        clock.advance(FLAG_POLL_SECONDS)
+        assert keys(client, User(user_id="user-new"))["vip"] == "off"  # a flag poll is not a cohort refresh
+        clock.advance(60 - FLAG_POLL_SECONDS)
         assert wait_for(lambda: keys(client, User(user_id="user-new"))["vip"] == "on")
         assert keys(client, User(user_id="user-vip"))["vip"] == "off"  # no longer a member
         refresh = server.requests("cohort")[before:]
+        assert sorted(r.path for r in refresh) == ["/sdk/v1/cohort/cohort-beta", "/sdk/v1/cohort/cohort-big-orgs",
+                                                   "/sdk/v1/cohort/cohort-blocked", "/sdk/v1/cohort/cohort-vip"]
         assert {r.query.get("lastModified") for r in refresh} == {"1000"}
 
 
 def test_newly_targeted_cohorts_load_before_the_flags_are_published(server: AmplitudeStandIn) -> None:
-    with make_client(server) as client:
+    clock = ManualClock()
+    with make_client(server, clock=clock) as client:
         server.set_cohort("cohort-new", ["user-x"], last_modified=5)
         server.set_flags([targeted_flag("fresh", [[condition(["context", "user", "cohort_ids"], "set contains any",
                                                              ["cohort-new"])]])])
-        client._updater.poller.poll_now()
+        assert clock.wait_for_sleepers(2)
+        clock.advance(FLAG_POLL_SECONDS)
         assert wait_for(lambda: "fresh" in client.evaluate_v2(User(user_id="user-x")))
         # the first evaluation that sees the new flag already sees its cohort
         assert keys(client, User(user_id="user-x")) == {"fresh": "on"}
-        assert client._cohorts is not None and client._cohorts.store.ids() == frozenset({"cohort-new"})
+        assert server.requests("cohort")[-1].path == "/sdk/v1/cohort/cohort-new"
 
 
 def test_unreachable_cohort_host_keeps_start_bounded(server: AmplitudeStandIn,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     with AmplitudeStandIn() as gone:
         dead_url = gone.url
-    client = make_client(server, cohort_url=dead_url)
-    assert client._cohorts is not None
-    client._cohorts.load_timeout = 1.0
-    began = time.monotonic()
+    clock = ManualClock()
+    client = make_client(server, cohort_url=dead_url, clock=clock)
+    started = threading.Event()
     with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
-        client.start()
-    assert time.monotonic() - began < 2.5
+        thread = threading.Thread(target=lambda: (client.start(), started.set()))
+        thread.start()
+        # start() waits for the cohorts at most 10 s (cohorts/sync.py LOAD_TIMEOUT), on the clock
+        clock.run_until_idle(limit=10.0, sleepers=1)
+        assert started.wait(5)
     assert keys(client, User(user_id="user-vip")) == {"vip": "off", "enterprise": "off", "not-blocked": "on"}
-    warnings = [r.getMessage() for r in caplog.records if r.name == "amplitude_experiment.cohorts"]
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("amplitude_experiment")]
     assert any(m.startswith("Cohorts cohort-beta, cohort-big-orgs, cohort-blocked, cohort-vip could not be loaded")
                for m in warnings)
     client.stop(2)
@@ -124,10 +145,14 @@ def test_too_large_cohort_is_skipped_with_a_warning(server: AmplitudeStandIn) ->
 
 def test_cohort_targeting_without_sync_warns_once_per_config(server: AmplitudeStandIn,
                                                             caplog: pytest.LogCaptureFixture) -> None:
-    config = LocalEvaluationConfig(server_url=server.url, flag_config_polling_interval_millis=20)
+    clock = ManualClock()
+    config = LocalEvaluationConfig(server_url=server.url, flag_config_polling_interval_millis=20, clock=clock)
     with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
         with LocalEvaluationClient("server-key", config) as client:
             before = len(server.requests("flags"))
+            for _ in range(3):
+                assert clock.wait_for_sleepers(1)
+                clock.advance(0.02)
             assert wait_for(lambda: len(server.requests("flags")) >= before + 3)
             for _ in range(100):
                 client.evaluate_v2(User(user_id="user-vip"))
@@ -141,3 +166,36 @@ def test_eu_zone_uses_the_eu_cohort_host() -> None:
     config = LocalEvaluationConfig(server_zone=ServerZone.EU, cohort_sync_config=CohortSyncConfig("k", "s"))
     assert config.cohort_sync_config is not None
     assert config.cohort_sync_config.cohort_server_url == "https://cohort-v2.lab.eu.amplitude.com"
+
+
+@pytest.mark.parametrize("cohort_ids, blocked, warning", [
+    ([1, "x"], False, "User.cohort_ids holds a value of type int; it is used as its text"),
+    ([None], False, "User.cohort_ids holds None; it is skipped"),
+    (5, False, "User.cohort_ids is a single int, not a list; it is used as one cohort id"),
+    ("cohort-blocked", True, "User.cohort_ids is a single str, not a list; it is used as one cohort id"),
+    (("cohort-blocked", None), True, "User.cohort_ids holds None; it is skipped"),
+])
+def test_odd_user_cohort_ids_never_empty_the_result(server: AmplitudeStandIn, caplog: pytest.LogCaptureFixture,
+                                                    cohort_ids: Any, blocked: bool, warning: str) -> None:
+    """Issue 15 point 4: ids become text, None is skipped, a single value is one id; one warning
+    line per kind of odd value (not per call), no traceback; the caller's User is untouched."""
+    forget_warnings()
+    expected = {"vip": "on", "enterprise": "off", "not-blocked": "off" if blocked else "on"}
+    with make_client(server) as client:
+        user = User(user_id="user-vip", cohort_ids=cohort_ids)
+        with caplog.at_level(logging.WARNING, logger="amplitude_experiment"):
+            for _ in range(3):
+                assert keys(client, user) == expected
+        assert user.cohort_ids == cohort_ids
+    assert all(r.exc_info is None for r in caplog.records)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"{warning}; this is logged once"]
+
+
+def test_odd_group_cohort_ids_are_normalised_too(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        user = User(user_id="nobody", groups={"org": ["acme"]},
+                    group_cohort_ids={"org": {"acme": [7, None, "cohort-x"]}, "team": 5})  # type: ignore[dict-item]
+        assert keys(client, user) == {"vip": "off", "enterprise": "on", "not-blocked": "on"}
+        user = User(user_id="nobody", groups={"org": "acme"}, group_cohort_ids="junk")  # type: ignore[arg-type]
+        assert keys(client, user)["vip"] == "off" and len(client.evaluate_v2(user)) == 3

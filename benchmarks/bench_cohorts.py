@@ -1,0 +1,285 @@
+"""Benchmark big cohorts: this package ("ours") against the official SDK ("reference").
+
+Usage::
+
+    python benchmarks/bench_cohorts.py [--reference-python /work/refvenv/bin/python] [--members 1000000]
+                                       [--reps 3] [--json]
+
+Workload (issue 12 point 7): two user cohorts of ``--members`` members each, half of them
+shared, targeted by two flags (``set contains any`` on ``context.user.cohort_ids``); a third
+flag without cohorts keeps the deployment realistic. A stand-alone ``http.server`` (a
+separate process, so its bodies are nobody's RSS) serves the flags at ``/sdk/v2/flags`` and
+the cohorts at ``/sdk/v1/cohort/<id>`` as Amplitude's cohort API does.
+
+Each measurement is a fresh process (``--worker``) of the side's interpreter that imports
+``amplitude_experiment``, builds ``LocalEvaluationClient`` with a ``CohortSyncConfig`` through
+the public API only, and reports:
+
+* ``load_s``: wall time of ``start()`` (flags, then both cohorts downloaded and stored);
+* ``rss_mb``: RSS after ``start()`` and a ``gc.collect()``, minus RSS before ``start()``;
+* ``eval_us``: one ``evaluate_v2`` of the three flags, for members and non-members in turn;
+* ``eval_without_us`` (ours): the same flags and users with cohort sync off, so the ratio
+  ``eval_us / eval_without_us`` is what cohort targeting adds (target: <= 1.5);
+* ``eval_own_ids_us`` (ours): cohort sync off, each user carrying the cohort ids it belongs to,
+  so ``eval_us / eval_own_ids_us`` is the cost of the membership lookup alone.
+
+Sides and reps are interleaved (ours, reference, ours, ...) and medians are printed with the
+ratio reference / ours (higher is better for ours). The reference runs isolated (``-I``, no
+``PYTHONPATH``, a temporary cwd) so it imports the official package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(BENCH_DIR)
+API_KEY = "server-benchmark-key"
+COHORT_IDS = ("cohort-a", "cohort-b")
+
+
+# --------------------------------------------------------------------------------------------
+# Workload
+
+
+def member_id(i: int) -> str:
+    return f"user-{i:09d}"
+
+
+def flags() -> List[Dict[str, Any]]:
+    def cohort_flag(key: str, cohort_id: str) -> Dict[str, Any]:
+        return {
+            "key": key,
+            "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 3},
+            "variants": {"off": {"key": "off", "metadata": {"default": True}}, "on": {"key": "on", "value": "on"}},
+            "segments": [
+                {"conditions": [[{"selector": ["context", "user", "cohort_ids"], "op": "set contains any",
+                                  "values": [cohort_id]}]],
+                 "variant": "on", "metadata": {"segmentName": "In cohort"}},
+                {"variant": "off", "metadata": {"segmentName": "All Other Users"}},
+            ],
+        }
+
+    rollout = {
+        "key": "rollout",
+        "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 1},
+        "variants": {"off": {"key": "off", "metadata": {"default": True}}, "on": {"key": "on", "value": "on"}},
+        "segments": [{"bucket": {"selector": ["context", "user", "device_id"], "salt": "s",
+                                 "allocations": [{"range": [0, 50], "distributions": [
+                                     {"variant": "on", "range": [0, 42949673]}]}]},
+                      "variant": "off", "metadata": {"segmentName": "All Other Users"}}],
+    }
+    return [cohort_flag("in-a", COHORT_IDS[0]), cohort_flag("in-b", COHORT_IDS[1]), rollout]
+
+
+def cohort_body(cohort_id: str, members: int) -> bytes:
+    # cohort-a: members 0 .. n-1; cohort-b: n/2 .. 3n/2 - 1 (half shared)
+    start = 0 if cohort_id == COHORT_IDS[0] else members // 2
+    ids = [member_id(i) for i in range(start, start + members)]
+    random.Random(cohort_id).shuffle(ids)  # no order to exploit, as with real member lists
+    return json.dumps({"cohortId": cohort_id, "groupType": "User", "groupTypeId": 0, "lastModified": 1700000000000,
+                       "size": members, "memberIds": ids}, separators=(",", ":")).encode()
+
+
+def serve(members: int) -> None:
+    """Serve flags and cohorts until stdin closes; prints the base URL first."""
+    bodies = {f"/sdk/v1/cohort/{cid}": cohort_body(cid, members) for cid in COHORT_IDS}
+    bodies["/sdk/v2/flags"] = json.dumps(flags()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            body = bodies.get(self.path.split("?")[0])
+            if body is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    sys.stdin.read()
+    server.shutdown()
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring (runs under either interpreter)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def bench_users(user_type: Any, members: int, with_ids: bool = False) -> List[Any]:
+    """1000 users, about half of them members (of one or both cohorts); ``with_ids``: each
+    carries the cohort ids it belongs to, as a caller without cohort sync would pass them."""
+    users = []
+    for i in range(1000):
+        n = i * 7919 % (members * 3 // 2 + members // 2)
+        starts = ((COHORT_IDS[0], 0), (COHORT_IDS[1], members // 2))
+        ids = [cid for cid, start in starts if start <= n < start + members]
+        users.append(user_type(user_id=member_id(n), device_id=f"d{i}", cohort_ids=ids if with_ids else None))
+    return users
+
+
+def measure_evaluation(client: Any, users: List[Any], calls: int = 20000) -> float:
+    for user in users[:100]:
+        client.evaluate_v2(user)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(calls):
+            client.evaluate_v2(users[i % 1000])
+        best = min(best, (time.perf_counter() - started) / calls)
+    return best * 1e6
+
+
+def worker(url: str, members: int, side: str) -> Dict[str, Any]:
+    logging.disable(logging.CRITICAL)
+    from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, User
+
+    def config(with_cohorts: bool) -> Any:
+        sync = CohortSyncConfig("cohort-key", "cohort-secret", cohort_server_url=url) if with_cohorts else None
+        return LocalEvaluationConfig(server_url=url, flag_config_polling_interval_millis=3_600_000,
+                                     cohort_sync_config=sync)
+
+    gc.collect()
+    before = rss_mb()
+    client = LocalEvaluationClient(API_KEY, config(True))
+    started = time.perf_counter()
+    client.start()
+    load_s = time.perf_counter() - started
+    gc.collect()
+    out: Dict[str, Any] = {"side": side, "load_s": load_s, "rss_mb": rss_mb() - before}
+    member = User(user_id=member_id(members // 2), device_id="d")
+    out["check"] = {k: v.key for k, v in sorted(client.evaluate_v2(member).items())}
+    out["eval_us"] = measure_evaluation(client, bench_users(User, members))
+    if side == "ours":
+        plain = LocalEvaluationClient(API_KEY, config(False))
+        plain.start()
+        out["eval_without_us"] = measure_evaluation(plain, bench_users(User, members))
+        out["eval_own_ids_us"] = measure_evaluation(plain, bench_users(User, members, with_ids=True))
+        plain.stop()
+    client.stop()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+
+
+def run_worker(python: str, url: str, members: int, side: str) -> Dict[str, Any]:
+    if side == "ours":
+        cmd = [python, os.path.abspath(__file__), "--worker", side, "--url", url, "--members", str(members)]
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+        cwd = REPO_ROOT
+    else:
+        cmd = [python, "-I", os.path.abspath(__file__), "--worker", side, "--url", url, "--members", str(members)]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        cwd = tempfile.gettempdir()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{side} worker failed:\n{proc.stderr}")
+    result: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference-python", help="python of a venv with amplitude-experiment==1.13.0")
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.members)
+        return 0
+    if args.worker:
+        if args.worker == "ours":
+            sys.path.insert(0, REPO_ROOT)
+        print(json.dumps(worker(args.url, args.members, args.worker)), flush=True)
+        os._exit(0)  # the reference's stopped threads can delay a normal exit by seconds
+
+    server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--members", str(args.members)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None and server.stdin is not None
+    url = server.stdout.readline().strip()
+    runs: Dict[str, List[Dict[str, Any]]] = {"ours": [], "reference": []}
+    try:
+        for _ in range(args.reps):
+            runs["ours"].append(run_worker(sys.executable, url, args.members, "ours"))
+            if args.reference_python:
+                runs["reference"].append(run_worker(args.reference_python, url, args.members, "reference"))
+    finally:
+        server.stdin.close()
+        server.wait(10)
+    report(runs, args)
+    return 0
+
+
+def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> None:
+    def median(side: str, key: str) -> Optional[float]:
+        values = [r[key] for r in runs[side] if key in r]
+        return statistics.median(values) if values else None
+
+    rows = []
+    for key, label, unit in (("load_s", "start() with two cohorts", "s"), ("rss_mb", "RSS after start()", "MB"),
+                             ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us")):
+        ours, ref = median("ours", key), median("reference", key)
+        rows.append({"measure": label, "unit": unit, "ours": ours, "reference": ref,
+                     "reference / ours": (ref / ours) if ours and ref else None})
+    with_, without = median("ours", "eval_us"), median("ours", "eval_without_us")
+    own = median("ours", "eval_own_ids_us")
+    summary = {"members_per_cohort": args.members, "reps": args.reps, "rows": rows,
+               "ours_eval_with_over_without_cohorts": (with_ / without) if with_ and without else None,
+               "ours_eval_with_over_own_ids": (with_ / own) if with_ and own else None,
+               "checks": {side: [r["check"] for r in runs[side]][:1] for side in runs}}
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    print(f"two user cohorts of {args.members:,} members each (half shared); medians of {args.reps} interleaved reps")
+    print(f"{'measure':<44} {'ours':>10} {'reference':>10} {'ref/ours':>9}")
+    def fmt(value: Optional[float], unit: str) -> str:
+        return "-" if value is None else f"{value:.1f}" if unit == "MB" else f"{value:.3f}"
+
+    for row in rows:
+        ratio = "-" if row["reference / ours"] is None else f"{row['reference / ours']:.2f}x"
+        print(f"{row['measure'] + ' (' + row['unit'] + ')':<44} {fmt(row['ours'], row['unit']):>10} "
+              f"{fmt(row['reference'], row['unit']):>10} {ratio:>9}")
+    if summary["ours_eval_with_over_without_cohorts"] is not None:
+        print(f"ours: evaluate_v2 with cohort sync / same flags, sync off, no cohort ids: "
+              f"{summary['ours_eval_with_over_without_cohorts']:.2f}x ({with_:.3f} / {without:.3f} us)")
+        print(f"ours: evaluate_v2 with cohort sync / sync off, users passing their cohort ids: "
+              f"{summary['ours_eval_with_over_own_ids']:.2f}x ({with_:.3f} / {own:.3f} us)")
+    print("variants of a member of both cohorts:", summary["checks"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
