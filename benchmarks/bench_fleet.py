@@ -11,12 +11,13 @@ port and stopped at the end.
 Part 1, primitives (one process): latency of one ``try_lead`` (acquire/renew script), one version
 check, one unchanged ``publish``, and ``claim`` per batch size (one pipelined round trip each).
 
-Part 2, a fleet simulation (phase 1: the primitives driven by a stand-in member loop, not yet the
-full client): N processes each run for ``--seconds``; every ``--interval`` a member calls
-``try_lead`` and, when it leads, counts one "flag download" and publishes; every member "tracks"
-the same ``--users`` users (one insert_id each) and claims them in batches of 200 on a sender
-loop, counting the events it would send. Without the fleet every process downloads every interval
-and sends every event; the report shows both.
+Part 2, a fleet of N processes (full clients): each process runs a ``LocalEvaluationClient``
+polling every ``--interval`` against an in-process Amplitude stand-in (20 flags) and evaluates the
+same ``--users`` users (assignment tracking on) over ``--seconds``; reported: flag requests the
+stand-in received and assignment events sent, with and without the fleet.
+
+Part 3, evaluation latency: ``evaluate_v2`` with assignment tracking, one process, with the fleet
+and without (median and p99; the request path never touches Redis).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,56 +116,94 @@ def primitives(url: str, prefix: str) -> Dict[str, Any]:
     return result
 
 
-def _member(url: str, prefix: str, seconds: float, interval: float, users: int, use_fleet: bool,
-            out: Any) -> None:
+FLAGS = [{"key": f"flag-{i}", "metadata": {"flagType": "experiment", "flagVersion": 1},
+          "variants": {"on": {"key": "on", "value": "on"}, "off": {"key": "off", "metadata": {"default": True}}},
+          "segments": [{"bucket": {"selector": ["context", "user", "device_id"], "salt": f"s{i}",
+                                   "allocations": [{"range": [0, 100], "distributions": [
+                                       {"variant": "on", "range": [0, 42949673]}]}]}, "variant": "off"}]}
+         for i in range(20)]
+
+
+def _config(flags_url: str, events_url: str, interval: float, fleet: Any) -> Any:
+    from amplitude_experiment import AssignmentConfig, LocalEvaluationConfig
+
+    return LocalEvaluationConfig(
+        server_url=flags_url, flag_config_polling_interval_millis=int(interval * 1000), fleet=fleet,
+        assignment_config=AssignmentConfig(api_key=API_KEY, server_url=events_url, flush_interval_millis=500))
+
+
+def _member(url: str, prefix: str, flags_url: str, events_url: str, seconds: float, interval: float, users: int,
+            use_fleet: bool, out: Any) -> None:
+    """One process: a full LocalEvaluationClient evaluating the same ``users`` users over ``seconds``."""
+    from amplitude_experiment import LocalEvaluationClient, User
     from amplitude_experiment.redis import RedisFleet
 
     fleet = RedisFleet(url, prefix) if use_fleet else None
-    flags = fleet.flags(DEPLOYMENT) if fleet else None
-    claims = fleet.claims(API_KEY) if fleet else None
-    ids: List[Tuple[str, int]] = [(f"user{i} dev{i} {i * 7919} {DAY}", DAY) for i in range(users)]
-    downloads = sent = 0
-    body = b"[]"
-    digest = hashlib.sha256(body).hexdigest()[:20]
+    client = LocalEvaluationClient(DEPLOYMENT, _config(flags_url, events_url, interval, fleet))
+    client.start()
+    people = [User(user_id=f"user-{i}", device_id=f"device-{i}") for i in range(users)]
     ends = time.monotonic() + seconds
-    next_poll = time.monotonic()
-    position = 0
+    for index, user in enumerate(people):
+        client.evaluate_v2(user)
+        if index % 100 == 99:
+            time.sleep(seconds / 2 / (users / 100))  # spread the users over the first half of the run
     while time.monotonic() < ends:
-        now = time.monotonic()
-        if now >= next_poll:
-            if flags is None or flags.try_lead():
-                downloads += 1
-                if flags is not None:
-                    flags.publish(body, digest)
-            next_poll = now + interval
-        if position < len(ids):
-            batch = ids[position:position + 200]
-            position += len(batch)
-            sent += sum(claims.claim(batch)) if claims is not None else len(batch)
-        else:
-            time.sleep(min(0.05, max(0.0, next_poll - time.monotonic())))
+        time.sleep(0.05)
+    client.stop(10.0)
     if fleet is not None:
         fleet.close()
-    out.put((downloads, sent))
+    out.put(client.stats()["events"]["sent"])
 
 
-def fleet_simulation(url: str, counts: List[int], seconds: float, interval: float, users: int) -> List[Dict[str, Any]]:
+def fleet_run(url: str, counts: List[int], seconds: float, interval: float, users: int) -> List[Dict[str, Any]]:
+    from amplitude_experiment.testing import AmplitudeStandIn
+
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for n in counts:
         for use_fleet in (False, True):
-            out = ctx.Queue()
-            prefix = f"bench-{n}-{int(use_fleet)}-{os.getpid()}-{time.time_ns()}"
-            procs = [ctx.Process(target=_member, args=(url, prefix, seconds, interval, users, use_fleet, out))
-                     for _ in range(n)]
-            for proc in procs:
-                proc.start()
-            results = [out.get(timeout=seconds + 60) for _ in procs]
-            for proc in procs:
-                proc.join(30)
-            rows.append({"processes": n, "fleet": use_fleet, "flag_downloads": sum(r[0] for r in results),
-                         "events_sent": sum(r[1] for r in results), "unique_events": users})
+            with AmplitudeStandIn(flags=FLAGS) as stand_in:
+                out = ctx.Queue()
+                prefix = f"bench-{n}-{int(use_fleet)}-{os.getpid()}-{time.time_ns()}"
+                procs = [ctx.Process(target=_member, args=(url, prefix, stand_in.url, stand_in.events_url, seconds,
+                                                           interval, users, use_fleet, out)) for _ in range(n)]
+                for proc in procs:
+                    proc.start()
+                sent = sum(out.get(timeout=seconds + 120) for _ in procs)
+                for proc in procs:
+                    proc.join(30)
+                ids = stand_in.accepted_insert_ids()
+                rows.append({"processes": n, "fleet": use_fleet, "flag_requests": len(stand_in.requests("flags")),
+                             "events_sent": sent, "events_received": len(ids), "unique_events": len(set(ids))})
     return rows
+
+
+def latency(url: str, users: int = 20_000) -> Dict[str, Any]:
+    """evaluate_v2 (with assignment tracking) in one process, without and with the fleet."""
+    from amplitude_experiment import LocalEvaluationClient, User
+    from amplitude_experiment.redis import RedisFleet
+    from amplitude_experiment.testing import AmplitudeStandIn
+
+    result: Dict[str, Any] = {}
+    with AmplitudeStandIn(flags=FLAGS) as stand_in:
+        for rounds in range(2):  # alternate, twice, so that warm-up and noise hit both alike
+            for use_fleet in (False, True):
+                fleet = RedisFleet(url, f"bench-lat-{os.getpid()}-{time.time_ns()}") if use_fleet else None
+                client = LocalEvaluationClient(DEPLOYMENT, _config(stand_in.url, stand_in.events_url, 30.0, fleet))
+                client.start()
+                people = [User(user_id=f"lat-{rounds}-{i}", device_id=f"dev-{i}") for i in range(users)]
+                samples = []
+                for user in people:
+                    started = time.perf_counter()
+                    client.evaluate_v2(user)
+                    samples.append(time.perf_counter() - started)
+                client.stop(10.0)
+                if fleet is not None:
+                    fleet.close()
+                if rounds == 1:
+                    result["with_fleet" if use_fleet else "without_fleet"] = _micros(samples)
+    result["median_ratio"] = round(result["with_fleet"]["median_us"] / result["without_fleet"]["median_us"], 3)
+    return result
 
 
 def _redis(url: str) -> Iterator[str]:
@@ -189,8 +228,9 @@ def main() -> None:
     args = parser.parse_args()
     for url in _redis(args.redis_url):
         report = {"primitives": primitives(url, f"bench-prim-{os.getpid()}"),
-                  "fleet": fleet_simulation(url, [int(n) for n in args.processes.split(",")], args.seconds,
-                                            args.interval, args.users),
+                  "fleet": fleet_run(url, [int(n) for n in args.processes.split(",")], args.seconds,
+                                     args.interval, args.users),
+                  "latency": latency(url),
                   "seconds": args.seconds, "interval": args.interval, "cpus": os.cpu_count()}
         if args.json:
             print(json.dumps(report, indent=2))
@@ -198,11 +238,12 @@ def main() -> None:
         print(f"Redis fleet primitives (one process, loopback, {os.cpu_count()} CPUs):")
         for name, row in report["primitives"].items():
             print(f"  {name:32} " + "  ".join(f"{k}={v}" for k, v in row.items()))
-        print(f"\nSimulated fleet: {args.seconds:g} s, poll every {args.interval:g} s, {args.users} users each:")
-        print(f"  {'processes':>9} {'fleet':>6} {'flag downloads':>15} {'events sent':>12} {'unique':>7}")
+        print(f"\nFleet of full clients: {args.seconds:g} s, poll every {args.interval:g} s, {args.users} users each:")
+        print(f"  {'processes':>9} {'fleet':>6} {'flag requests':>14} {'events sent':>12} {'unique':>7}")
         for row in report["fleet"]:
-            print(f"  {row['processes']:>9} {str(row['fleet']):>6} {row['flag_downloads']:>15} "
+            print(f"  {row['processes']:>9} {str(row['fleet']):>6} {row['flag_requests']:>14} "
                   f"{row['events_sent']:>12} {row['unique_events']:>7}")
+        print("\nevaluate_v2 latency (assignment tracking on): " + json.dumps(report["latency"]))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,12 @@ handles every answer Amplitude's HTTP V2 API documents (design.md §3):
   ``max_retries`` times, then dropped.
 - any other status (e.g. 404 for a wrong URL): dropped.
 
+With ``claims`` (a fleet, e.g. ``RedisFleet``), each batch's insert_ids are claimed fleet-wide on
+this thread after the per-process duplicate check: events another process claimed first are
+dropped (reason ``"claimed_elsewhere"``, no callback, like a duplicate); claims of events that
+end undelivered (``max_retries``, ``shutdown``, ``unconfirmed``) are released so another process
+may send them. Events Amplitude rejected (400, 413, quota) keep their claims.
+
 Resending is safe because every event carries its ``insert_id``. Every event ends either sent
 or dropped with a reason; both are counted, drops are logged, and the optional callback hears
 about each one. All waiting goes through an injectable :class:`~amplitude_experiment._clock.Clock`.
@@ -39,6 +45,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._http import parse_retry_after, verify_of
 from ..version import USER_AGENT
 from .answers import Rejection, Throttling
+from .claims import InsertIdClaims
 from .stats import Counter, ReasonCounters
 
 _logger = logging.getLogger("amplitude_experiment.events")
@@ -56,6 +63,9 @@ MAX_BATCH_PAYLOAD_BYTES = 20_000_000
 STOP_MARGIN = 0.5
 _WARN_INTERVAL = 10.0  # seconds between two warnings of the same kind
 _DEFAULT_MIN_ID_LENGTH = 5  # Amplitude's, when the request sets no options.min_id_length
+_DAY_SECONDS = 86_400
+#: Drop reasons after which nobody has the event: its fleet claim is released.
+_RELEASED_ON = frozenset({"max_retries", "shutdown", "unconfirmed"})
 
 
 class PendingEvent(Protocol):
@@ -153,6 +163,7 @@ class EventSender:
         name: the thread name.
         clock: time and waits (tests pass ``amplitude_experiment.testing.ManualClock``).
         logger: where messages go (default ``amplitude_experiment.events``).
+        claims: fleet-wide insert_id claims (see the module docstring); ``None`` for this process alone.
     """
 
     # Slots keep attribute reads on the enqueue path fast (an instance dict this large is not).
@@ -162,7 +173,7 @@ class EventSender:
         "backoff", "_queue", "_wake", "_stopping", "_abort", "_idle", "_flush_requested", "_in_flight",
         "_deadline", "_stop_timeout", "_cycle_seconds", "_thread", "_sent_ids", "enqueued", "sent", "retried",
         "duplicates", "dropped", "_warn_lock", "_abandon_lock", "_last_unqueued_warning", "_warned_unqueued",
-        "_last_warning", "_suppressed", "_errors_logged",
+        "_last_warning", "_suppressed", "_errors_logged", "_claims",
     )
 
     def __init__(
@@ -182,8 +193,10 @@ class EventSender:
         name: str = "amplitude_experiment-events",
         clock: Clock = SYSTEM_CLOCK,
         logger: Optional[logging.Logger] = None,
+        claims: Optional[InsertIdClaims] = None,
     ) -> None:
         self._session = session
+        self._claims = claims
         self.url = url
         self.destination = (url, api_key, min_id_length)
         self.max_payload_bytes = MAX_BATCH_PAYLOAD_BYTES if url.rstrip("/").endswith("/batch") else MAX_PAYLOAD_BYTES
@@ -432,6 +445,8 @@ class EventSender:
                 self._in_flight += len(items)
             try:
                 events = self._build(items)
+                if events and self._claims is not None:
+                    events = self._claim(events)
                 if events:
                     self._deliver(events)
             finally:
@@ -467,6 +482,40 @@ class EventSender:
                 self._sent_ids[insert_id] = True
             ready.append((insert_id, data))
         return ready
+
+    def _claim(self, events: List[_Ready]) -> List[_Ready]:
+        """Keep the events whose insert_id this process claimed fleet-wide (one round trip per batch)."""
+        assert self._claims is not None
+        day = int(self._clock.time() // _DAY_SECONDS)  # an insert_id names its day; a late claim only lives longer
+        ids = [(insert_id, day) for insert_id, _ in events if insert_id is not None]
+        if not ids:
+            return events
+        try:
+            ours = self._claims.claim(ids)
+        except Exception:  # noqa: BLE001 - a claims backend must never cost an event
+            self._log.exception("Claiming insert_ids failed; sending the batch anyway")
+            return events
+        if len(ours) != len(ids):
+            return events
+        mine = iter(ours)
+        kept = [event for event in events if event[0] is None or next(mine)]
+        elsewhere = len(events) - len(kept)
+        if elsewhere:
+            self.dropped.add("claimed_elsewhere", elsewhere)
+            self._settle(elsewhere)
+        return kept
+
+    def _release(self, events: List[_Ready]) -> None:
+        """Give up the claims of events nobody delivered, so another process may send them."""
+        if self._claims is None:
+            return
+        ids = [insert_id for insert_id, _ in events if insert_id is not None]
+        if not ids:
+            return
+        try:
+            self._claims.release(ids)
+        except Exception:  # noqa: BLE001 - best effort: the claims then expire at the end of the day
+            self._log.exception("Releasing insert_id claims failed")
 
     def _tell_unbuildable(self, item: PendingEvent, error: Exception) -> None:
         """The callback hears of an event dropped before sending, if it can be built at all."""
@@ -681,6 +730,8 @@ class EventSender:
         else:
             assert reason is not None
             self.dropped.add(reason, len(events))
+            if reason in _RELEASED_ON:
+                self._release(events)
         self._settle(len(events))
         if self._callback is None:
             return

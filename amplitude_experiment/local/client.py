@@ -29,6 +29,7 @@ from ..variant import Variant
 from .cohort_view import with_cohorts
 from .config import LocalEvaluationConfig
 from .evaluate_options import EvaluateOptions
+from .fleet import FleetWatcher
 
 logger = logging.getLogger("amplitude_experiment.local")
 
@@ -120,7 +121,13 @@ class LocalEvaluationClient:
             self._store.prepare = self._cohorts.prepare
         else:
             self._store.prepare = functools.partial(_warn_about_cohort_targeting, self._log)
-        self._updater = FlagUpdater(self._store, self._session, self.config, api_key)
+        fleet = self.config.fleet
+        shared = fleet.flags(api_key) if fleet is not None else None
+        self._updater = FlagUpdater(self._store, self._session, self.config, api_key, shared=shared)
+        self._fleet_watcher: Optional[FleetWatcher] = None
+        if shared is not None:
+            self._fleet_watcher = FleetWatcher(self._store, shared, on_lead=self._updater.poller.run_now,
+                                               clock=self.config.clock, logger=self._logger.getChild("fleet"))
         self._senders: List[EventSender] = []
         self._assignment: Optional[AssignmentTracker] = None
         self._exposure: Optional[ExposureTracker] = None
@@ -156,6 +163,7 @@ class LocalEvaluationClient:
             name=f"amplitude_experiment-events-{len(self._senders)}",
             clock=self.config.clock,
             logger=self._logger.getChild("events"),
+            claims=self.config.fleet.claims(config.api_key) if self.config.fleet is not None else None,
         )
         self._senders.append(sender)
         return sender
@@ -192,6 +200,8 @@ class LocalEvaluationClient:
         try:
             self._updater.start()
         finally:
+            if self._fleet_watcher is not None:
+                self._fleet_watcher.start()
             if self._cohorts is not None:
                 self._cohorts.start()
 
@@ -209,6 +219,9 @@ class LocalEvaluationClient:
         atexit.unregister(self._atexit_hook)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._updater.stop(1.0 if timeout is None else min(timeout, 1.0))
+        if self._fleet_watcher is not None and not self._fleet_watcher.stop(1.0 if timeout is None
+                                                                            else min(timeout, 1.0)):
+            self._log.warning("The fleet watcher did not stop within %s s", timeout)
         if self._cohorts is not None:
             self._cohorts.stop(1.0 if timeout is None else min(timeout, 1.0))
         self._stop_senders(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -278,6 +291,8 @@ class LocalEvaluationClient:
             for sender in self._senders:
                 sender.start()
             self._updater.restart_background()
+            if self._fleet_watcher is not None:
+                self._fleet_watcher.start()
             if self._cohorts is not None:
                 self._cohorts.start()
         self._log.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",

@@ -13,6 +13,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from ..cohorts.config import DEFAULT_COHORT_SERVER_URL, CohortSyncConfig
 from ..events.config import AssignmentConfig, ExposureConfig
 from ..server_zone import DEFAULT_COHORT_URL, DEFAULT_FLAGS_URL, DEFAULT_STREAM_URL, ServerZone, coerce_zone
+from .fleet import Fleet
 
 DEFAULT_SERVER_URL = DEFAULT_FLAGS_URL[ServerZone.US]
 DEFAULT_STREAM_SERVER_URL = DEFAULT_STREAM_URL[ServerZone.US]
@@ -57,6 +58,10 @@ class LocalEvaluationConfig:
         clock: the time source and waiter of every background worker; tests pass
             :class:`amplitude_experiment.testing.ManualClock` to drive polling, backoff and
             event batching without sleeping.
+        fleet: share flag downloads and assignment dedup with the other processes of this
+            deployment, e.g. ``amplitude_experiment.redis.RedisFleet(url)`` (any object with its
+            ``flags(deployment_key)`` and ``claims(api_key)`` methods). Never closed by the client.
+            Shared cohorts are not wired yet.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class LocalEvaluationConfig:
         flag_cache_file: Union[str, "os.PathLike[str]", None] = None,
         stream_keepalive_timeout_millis: int = 17000,
         clock: Clock = SYSTEM_CLOCK,
+        fleet: Optional[Fleet] = None,
     ) -> None:
         self.debug = bool(debug)
         self.server_zone = coerce_zone(server_zone)
@@ -137,6 +143,10 @@ class LocalEvaluationConfig:
         if not isinstance(clock, Clock):
             raise _validate.ConfigurationError("clock must be an amplitude_experiment Clock (e.g. testing.ManualClock)")
         self.clock = clock
+        if fleet is not None and not isinstance(fleet, Fleet):
+            raise _validate.ConfigurationError("fleet must offer flags(deployment_key) and claims(api_key), "
+                                               "e.g. amplitude_experiment.redis.RedisFleet(url)")
+        self.fleet = fleet
 
     def __repr__(self) -> str:
         return (

@@ -33,3 +33,36 @@ def lease_worker(url: str, prefix: str, deployment: str, lease_millis: int, name
             leading = now
             out.put((name, "lead" if now else "lost"))
         time.sleep(lease_millis / 6000)  # the renewal cadence of this stand-in client
+
+
+def client_worker(url: str, prefix: str, deployment: str, server_url: str, events_url: str, users: List[str],
+                  name: str, commands: Any, out: Any) -> None:
+    """A LocalEvaluationClient in a fleet: track ``users`` once, then report (value, lease token, up) until "stop"."""
+    import queue
+
+    from amplitude_experiment import AssignmentConfig, LocalEvaluationClient, LocalEvaluationConfig, User
+    from amplitude_experiment.redis import RedisFleet
+
+    fleet = RedisFleet(url, prefix, lease_millis=1500)
+    client = LocalEvaluationClient(deployment, LocalEvaluationConfig(
+        server_url=server_url, flag_config_polling_interval_millis=1000, fleet=fleet,
+        assignment_config=AssignmentConfig(api_key="analytics-fleet-key", server_url=events_url,
+                                           flush_interval_millis=200)))
+    client.start()
+    for user_id in users:
+        client.evaluate_v2(User(user_id=user_id, device_id="device-" + user_id))
+    client.flush(10.0)
+    out.put((name, "tracked", None))
+    source = fleet.flags(deployment)
+    while True:
+        try:
+            command = commands.get(timeout=0.05)
+        except queue.Empty:
+            command = None
+        if command == "stop":
+            client.stop(5.0)
+            fleet.close()
+            out.put((name, "stopped", client.stats()["events"]))
+            return
+        variant = client.evaluate_v2(User(user_id="probe")).get("exp")
+        out.put((name, "tick", (None if variant is None else variant.value, source.lease.token, fleet.up)))
