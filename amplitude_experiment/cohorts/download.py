@@ -17,9 +17,9 @@ import requests
 
 from .._backoff import Backoff
 from .._clock import SYSTEM_CLOCK, Clock
-from .._http import parse_retry_after
+from .._http import parse_retry_after, verify_of
 from ..exceptions import ExperimentError
-from ..version import LIBRARY
+from ..version import LIBRARY, USER_AGENT
 from .members import CohortBodyError, parse_cohort_body
 from .storage import Cohort
 
@@ -139,6 +139,7 @@ class CohortDownloader:
         self._headers = {
             "Authorization": f"Basic {token}",
             "X-Amp-Exp-Library": LIBRARY,
+            "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
         self._lock = threading.Lock()
@@ -255,7 +256,8 @@ class CohortDownloader:
         if last_modified is not None:
             params["lastModified"] = str(last_modified)
         try:
-            response = self._session.get(url, params=params, headers=self._headers, timeout=timeout, stream=True)
+            response = self._session.get(url, params=params, headers=self._headers, timeout=timeout, stream=True,
+                                         verify=verify_of(self._session))
         except _RETRYABLE_EXCEPTIONS as exc:
             raise _Retry(f"{exc.__class__.__name__}: {exc}", cause=exc) from exc
         except requests.RequestException as exc:

@@ -277,3 +277,21 @@ def test_bad_deployment_keys_are_refused_without_echoing_them(key: str) -> None:
     expected = ("api_key (the deployment key) must be a non-empty string" if not key else
                 "api_key (the deployment key) contains whitespace or control characters")
     assert str(caught.value) == expected
+
+
+def test_every_request_sends_the_same_user_agent() -> None:
+    from amplitude_experiment import AssignmentConfig, CohortSyncConfig
+    from amplitude_experiment.testing import FlagBuilder, in_cohort
+    from amplitude_experiment.version import USER_AGENT
+
+    flag = FlagBuilder("members").variant("on").rule("Members", [in_cohort("c1")], "on").build()
+    with AmplitudeStandIn(flags=[flag]) as stand_in:
+        stand_in.set_cohort("c1", ["user-1"])
+        config = LocalEvaluationConfig(
+            server_url=stand_in.url, flag_config_polling_interval_millis=60_000,
+            assignment_config=AssignmentConfig("analytics-key", server_url=stand_in.events_url),
+            cohort_sync_config=CohortSyncConfig("cohort-key", "cohort-secret", cohort_server_url=stand_in.url))
+        with LocalEvaluationClient("server-key", config) as client:
+            assert keys(client.evaluate_v2(User(user_id="user-1"))) == {"members": "on"}
+        agents = {(r.route, r.header("User-Agent")) for r in stand_in.requests()}
+    assert agents == {("flags", USER_AGENT), ("cohort", USER_AGENT), ("events", USER_AGENT)}
