@@ -72,8 +72,10 @@ def test_python_block_runs(code: str, tmp_path: pathlib.Path) -> None:
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
 
 
-@pytest.mark.parametrize("code", [c for lang, c, _ in BLOCKS if lang == "sh" and "amplitude-experiment-local" in c],
-                         ids=[f"line-{n}" for lang, c, n in BLOCKS if lang == "sh" and "amplitude-experiment-local" in c])
+CLI_BLOCKS = [(code, line) for lang, code, line in BLOCKS if lang == "sh" and "amplitude-experiment-local" in code]
+
+
+@pytest.mark.parametrize("code", [code for code, _ in CLI_BLOCKS], ids=[f"line-{line}" for _, line in CLI_BLOCKS])
 def test_command_line_block_runs(code: str, tmp_path: pathlib.Path) -> None:
     # One interpreter runs the block's commands in order (a later one may read an earlier one's file).
     script = PREAMBLE + textwrap.dedent("""

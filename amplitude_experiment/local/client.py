@@ -6,6 +6,7 @@ import atexit
 import functools
 import logging
 import os
+import random
 import threading
 import time
 import warnings
@@ -134,10 +135,13 @@ class LocalEvaluationClient:
         if self.config.assignment_config is not None:
             assignment = self.config.assignment_config
             self._assignment = AssignmentTracker(self._sender_for(assignment), assignment.cache_capacity,
-                                                 assignment.send_evaluated_props)
+                                                 assignment.send_evaluated_props,
+                                                 event_property_names=assignment.event_property_names,
+                                                 clock=self.config.clock)
         if self.config.exposure_config is not None:
             exposure = self.config.exposure_config
-            self._exposure = ExposureTracker(self._sender_for(exposure), exposure.cache_capacity)
+            self._exposure = ExposureTracker(self._sender_for(exposure), exposure.cache_capacity,
+                                             clock=self.config.clock)
         self._pid = os.getpid()
         self._atexit_hook = functools.partial(_stop_at_exit, weakref.ref(self))
         atexit.register(self._atexit_hook)
@@ -294,9 +298,11 @@ class LocalEvaluationClient:
             if self._fleet_watcher is not None:
                 self._fleet_watcher.start()
             if self._cohorts is not None:
-                self._cohorts.start()
+                # Like the flag poller: forked workers spread their first refresh over the interval.
+                interval = self._cohorts.config.cohort_polling_interval_millis / 1000
+                self._cohorts.start(first_wait=random.uniform(0, interval))
         self._log.debug("Reinitialised after fork in process %d (%d parent event senders discarded)",
-                     self._pid, len(old_senders))
+                        self._pid, len(old_senders))
 
     # -- flags -------------------------------------------------------------------------------
 

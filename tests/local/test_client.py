@@ -18,7 +18,7 @@ from amplitude_experiment import (
     ServerZone,
     User,
 )
-from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock
 from amplitude_experiment.version import LIBRARY
 
 from ..evaluation.helpers import condition, targeted_flag
