@@ -9,13 +9,14 @@ block cannot go unexecuted by accident.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import shlex
 import subprocess
 import sys
 import textwrap
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -46,6 +47,20 @@ def _ids(kind: str) -> List[str]:
 
 
 def run_python(code: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess[str]:
+    if "REDIS_URL" in code:  # the fleet example: a real redis-server on a free port, as the fleet tests use
+        from .redis.conftest import RedisServer, _free_port
+
+        server = RedisServer(_free_port(), str(tmp_path))
+        server.start()
+        try:
+            return _run_python(code, tmp_path, {**os.environ, "REDIS_URL": server.url})
+        finally:
+            server.stop()
+    return _run_python(code, tmp_path, None)
+
+
+def _run_python(code: str, tmp_path: pathlib.Path,
+                env: "Optional[Dict[str, str]]") -> subprocess.CompletedProcess[str]:
     if re.search(r"^import pytest|^def test_", code, flags=re.M):
         path = tmp_path / "test_block.py"
         path.write_text("import sys; sys.path.insert(0, %r)\n" % str(ROOT / "tests") +
@@ -53,7 +68,7 @@ def run_python(code: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
     else:
         argv = [sys.executable, "-c", PREAMBLE + "\n" + code]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False, env=env)
 
 
 def test_every_block_is_of_a_known_kind() -> None:
