@@ -9,26 +9,12 @@ from typing import Any, Callable, Dict, List, Optional
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import InvalidContextError, TargetingKeyMissingError
 
-from ..user import User
+from ..user import USER_CONTEXT_FIELDS, User
 
-#: Context attributes copied as-is (as text) onto the ``User`` field of the same name.
-STRING_FIELDS = (
-    "device_id",
-    "country",
-    "city",
-    "region",
-    "dma",
-    "language",
-    "platform",
-    "version",
-    "os",
-    "device_manufacturer",
-    "device_brand",
-    "device_model",
-    "carrier",
-    "library",
-    "ip_address",
-)
+#: Context attributes copied as-is (as text) onto the ``User`` field of the same name: every
+#: scalar User field except ``user_id``, which comes from the targeting key.
+STRING_FIELDS = tuple(name for name in USER_CONTEXT_FIELDS
+                      if name not in ("user_id", "user_properties", "cohort_ids"))
 _STRING_FIELDS = frozenset(STRING_FIELDS)
 _TEXT_LIKE = (str, bytes, bytearray)
 
