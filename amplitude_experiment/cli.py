@@ -10,7 +10,6 @@ import difflib
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Dict, List, NoReturn, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ import requests
 from .evaluation import CompiledFlags, compile_flags
 from .evaluation.explain import FLAG_NOT_FOUND, FLAG_SKIPPED, EvaluationDetail, evaluate_details, explain
 from .exceptions import FetchError
+from .flags.cache import write_flag_file
 from .flags.fetcher import FlagFetcher
 from .server_zone import DEFAULT_FLAGS_URL, ServerZone
 from .user import USER_CONTEXT_FIELDS, User
@@ -360,19 +360,8 @@ def _not_found(keys: Sequence[str], compiled: CompiledFlags, source: str) -> Cli
 
 
 def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, temp = tempfile.mkstemp(prefix=".flags-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temp, 0o666 & ~umask)  # mkstemp's 0600 would make the output private
-            os.replace(temp, path)
-        except BaseException:
-            os.unlink(temp)
-            raise
+        write_flag_file(path, text.encode("utf-8"))
     except OSError as exc:
         raise CliError(EXIT_INPUT, f"cannot write -o file {path!r}: {exc.strerror or exc}") from exc
 

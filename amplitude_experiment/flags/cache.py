@@ -52,6 +52,9 @@ def write_flag_file(path: PathLike, body: bytes) -> None:
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
         os.replace(temporary, path)
     except BaseException:
         try:
