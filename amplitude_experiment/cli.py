@@ -191,6 +191,8 @@ def _decode(data: bytes, what: str) -> Any:
     except json.JSONDecodeError as exc:
         raise CliError(EXIT_INPUT, f"invalid JSON in {what}: {exc.msg} at line {exc.lineno}, "
                                    f"column {exc.colno}") from exc
+    except RecursionError:
+        raise CliError(EXIT_INPUT, f"{what} is nested too deeply to be flags or a user") from None
 
 
 def _describe_type(value: Any) -> str:

@@ -451,3 +451,11 @@ def test_explain_needs_a_flag(run: Any, flags_file: str) -> None:
 def test_evaluate_has_no_positional(run: Any, flags_file: str) -> None:
     code, _, err = run("evaluate", "checkout", "--flags", flags_file)
     assert code == EXIT_USAGE and "unrecognized arguments: checkout" in one_error_line(err)
+
+
+def test_a_deeply_nested_flags_file_is_bad_input(run: Any, tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "nested.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    code, out, err = run("evaluate", "--flags", str(path), "--user-id", "u1")
+    assert (code, out) == (EXIT_INPUT, "")
+    assert err.endswith(f"error: --flags file {str(path)!r} is nested too deeply to be flags or a user\n")
