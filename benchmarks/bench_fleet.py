@@ -14,7 +14,8 @@ check, one unchanged ``publish``, and ``claim`` per batch size (one pipelined ro
 Part 2, a fleet of N processes (full clients): each process runs a ``LocalEvaluationClient``
 polling every ``--interval`` against an in-process Amplitude stand-in (20 flags) and evaluates the
 same ``--users`` users (assignment tracking on) over ``--seconds``; reported: flag requests the
-stand-in received and assignment events sent, with and without the fleet.
+stand-in received, cohort requests (one more flag targets two cohorts of 1000 members, cohort sync
+on) and assignment events sent, with and without the fleet.
 
 Part 3, evaluation latency: ``evaluate_v2`` with assignment tracking, one process, with the fleet
 and without (median and p99; the request path never touches Redis).
@@ -124,12 +125,22 @@ FLAGS = [{"key": f"flag-{i}", "metadata": {"flagType": "experiment", "flagVersio
          for i in range(20)]
 
 
-def _config(flags_url: str, events_url: str, interval: float, fleet: Any) -> Any:
-    from amplitude_experiment import AssignmentConfig, LocalEvaluationConfig
+COHORT_KEY, COHORT_SECRET = "benchCohortKey", "benchCohortSecret"
+COHORT_FLAG = {"key": "cohort-flag", "metadata": {"flagType": "release", "flagVersion": 1},
+               "variants": {"on": {"key": "on", "value": "on"}, "off": {"key": "off", "metadata": {"default": True}}},
+               "segments": [{"conditions": [[{"selector": ["context", "user", "cohort_ids"],
+                                              "op": "set contains any", "values": ["bench-c1", "bench-c2"]}]],
+                             "variant": "on"}, {"variant": "off"}]}
+
+
+def _config(flags_url: str, events_url: str, interval: float, fleet: Any, cohorts: bool = False) -> Any:
+    from amplitude_experiment import AssignmentConfig, CohortSyncConfig, LocalEvaluationConfig
 
     return LocalEvaluationConfig(
         server_url=flags_url, flag_config_polling_interval_millis=int(interval * 1000), fleet=fleet,
-        assignment_config=AssignmentConfig(api_key=API_KEY, server_url=events_url, flush_interval_millis=500))
+        assignment_config=AssignmentConfig(api_key=API_KEY, server_url=events_url, flush_interval_millis=500),
+        cohort_sync_config=CohortSyncConfig(COHORT_KEY, COHORT_SECRET, cohort_server_url=flags_url) if cohorts
+        else None)
 
 
 def _member(url: str, prefix: str, flags_url: str, events_url: str, seconds: float, interval: float, users: int,
@@ -139,7 +150,7 @@ def _member(url: str, prefix: str, flags_url: str, events_url: str, seconds: flo
     from amplitude_experiment.redis import RedisFleet
 
     fleet = RedisFleet(url, prefix) if use_fleet else None
-    client = LocalEvaluationClient(DEPLOYMENT, _config(flags_url, events_url, interval, fleet))
+    client = LocalEvaluationClient(DEPLOYMENT, _config(flags_url, events_url, interval, fleet, cohorts=True))
     client.start()
     people = [User(user_id=f"user-{i}", device_id=f"device-{i}") for i in range(users)]
     ends = time.monotonic() + seconds
@@ -162,7 +173,9 @@ def fleet_run(url: str, counts: List[int], seconds: float, interval: float, user
     rows = []
     for n in counts:
         for use_fleet in (False, True):
-            with AmplitudeStandIn(flags=FLAGS) as stand_in:
+            with AmplitudeStandIn(flags=FLAGS + [COHORT_FLAG]) as stand_in:
+                for cohort in ("bench-c1", "bench-c2"):
+                    stand_in.set_cohort(cohort, [f"user-{i}" for i in range(1000)], last_modified=1000)
                 out = ctx.Queue()
                 prefix = f"bench-{n}-{int(use_fleet)}-{os.getpid()}-{time.time_ns()}"
                 procs = [ctx.Process(target=_member, args=(url, prefix, stand_in.url, stand_in.events_url, seconds,
@@ -174,6 +187,7 @@ def fleet_run(url: str, counts: List[int], seconds: float, interval: float, user
                     proc.join(30)
                 ids = stand_in.accepted_insert_ids()
                 rows.append({"processes": n, "fleet": use_fleet, "flag_requests": len(stand_in.requests("flags")),
+                             "cohort_requests": len(stand_in.requests("cohort")),
                              "events_sent": sent, "events_received": len(ids), "unique_events": len(set(ids))})
     return rows
 
@@ -239,10 +253,11 @@ def main() -> None:
         for name, row in report["primitives"].items():
             print(f"  {name:32} " + "  ".join(f"{k}={v}" for k, v in row.items()))
         print(f"\nFleet of full clients: {args.seconds:g} s, poll every {args.interval:g} s, {args.users} users each:")
-        print(f"  {'processes':>9} {'fleet':>6} {'flag requests':>14} {'events sent':>12} {'unique':>7}")
+        print(f"  {'processes':>9} {'fleet':>6} {'flag requests':>14} {'cohort requests':>16} {'events sent':>12} "
+              f"{'unique':>7}")
         for row in report["fleet"]:
             print(f"  {row['processes']:>9} {str(row['fleet']):>6} {row['flag_requests']:>14} "
-                  f"{row['events_sent']:>12} {row['unique_events']:>7}")
+                  f"{row['cohort_requests']:>16} {row['events_sent']:>12} {row['unique_events']:>7}")
         print("\nevaluate_v2 latency (assignment tracking on): " + json.dumps(report["latency"]))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from typing import List, Optional
+from typing import Callable, List, Optional
 from urllib.parse import quote
 
 import requests
@@ -31,6 +31,10 @@ DEFAULT_BACKOFF = Backoff(0.5, 8.0)
 # Transport failures worth another attempt; anything else from requests (bad URL, too many
 # redirects, ...) will not get better by retrying.
 _RETRYABLE_EXCEPTIONS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+#: ``on_body(cohort, body)``: a downloaded cohort and its body exactly as received.
+BodyHook = Callable[[Cohort, bytes], None]
 
 
 class CohortDownloadError(ExperimentError, OSError):
@@ -171,7 +175,8 @@ class CohortDownloader:
             event.set()
 
     def download(self, cohort_id: str, last_modified: Optional[int] = None, *,
-                 stop: Optional[threading.Event] = None, deadline: Optional[float] = None) -> Optional[Cohort]:
+                 stop: Optional[threading.Event] = None, deadline: Optional[float] = None,
+                 on_body: Optional[BodyHook] = None) -> Optional[Cohort]:
         """Download a cohort; None when it has not changed since ``last_modified`` (HTTP 204).
 
         Args:
@@ -179,6 +184,8 @@ class CohortDownloader:
             last_modified: the ``last_modified`` of the copy already held, if any.
             stop: setting it cancels this download (waits end at once).
             deadline: a ``clock.monotonic()`` value not to run past (tightens ``deadline_seconds``).
+            on_body: called with the parsed cohort and the body exactly as downloaded (to share it
+                with a fleet); without it the body is freed while it is parsed.
 
         Raises:
             CohortTooLarge: the cohort is larger than ``max_cohort_size``.
@@ -191,13 +198,13 @@ class CohortDownloader:
                 event.set()
             self._active.append(event)
         try:
-            return self._download(cohort_id, last_modified, event, deadline)
+            return self._download(cohort_id, last_modified, event, deadline, on_body)
         finally:
             with self._lock:
                 self._active.remove(event)
 
     def _download(self, cohort_id: str, last_modified: Optional[int], stop: threading.Event,
-                  deadline: Optional[float]) -> Optional[Cohort]:
+                  deadline: Optional[float], on_body: Optional[BodyHook]) -> Optional[Cohort]:
         clock = self._clock
         end = clock.monotonic() + self.deadline_seconds
         if deadline is not None:
@@ -212,7 +219,8 @@ class CohortDownloader:
             if remaining <= 0:
                 raise self._deadline_error(cohort_id, last)
             try:
-                return self._attempt(cohort_id, last_modified, min(self.request_timeout, remaining), stop, end)
+                return self._attempt(cohort_id, last_modified, min(self.request_timeout, remaining), stop, end,
+                                     on_body)
             except _Retry as retry:
                 last = retry
                 failures += 1
@@ -250,7 +258,7 @@ class CohortDownloader:
         return error
 
     def _attempt(self, cohort_id: str, last_modified: Optional[int], timeout: float, stop: threading.Event,
-                 end: float) -> Optional[Cohort]:
+                 end: float, on_body: Optional[BodyHook] = None) -> Optional[Cohort]:
         url = self.url(cohort_id)
         params = {"maxCohortSize": str(self.max_cohort_size)}
         if last_modified is not None:
@@ -284,11 +292,18 @@ class CohortDownloader:
                                           f"{_STATUS_HINTS.get(status, '')}", cohort_id, status)
         finally:
             response.close()
+        raw: Optional[bytes] = None
+        if on_body is not None:
+            raw = bytes(body)
+            del body[:]
         try:
-            group_type, modified, members = parse_cohort_body(cohort_id, body)
+            group_type, modified, members = parse_cohort_body(cohort_id, body if raw is None else raw)
         except CohortBodyError as exc:
             raise CohortDownloadError(f"cohort {cohort_id} response was unusable: {exc}", cohort_id, 200) from exc
-        return Cohort(cohort_id, group_type, modified, len(members), members)
+        cohort = Cohort(cohort_id, group_type, modified, len(members), members)
+        if on_body is not None and raw is not None:
+            on_body(cohort, raw)
+        return cohort
 
     def _read_body(self, cohort_id: str, response: requests.Response, stop: threading.Event,
                    end: float) -> bytearray:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .download import CohortDownloadCancelled, CohortDownloader, CohortDownloadError, CohortTooLarge
+from .download import BodyHook, CohortDownloadCancelled, CohortDownloader, CohortDownloadError, CohortTooLarge
 from .storage import Cohort, CohortStore
 
 _default_logger = logging.getLogger("amplitude_experiment.cohorts")
@@ -66,10 +66,13 @@ class CohortLoader:
         max_workers: parallel downloads at most.
         clock: time source and waiter (the ``timeout`` of a load).
         logger: where warnings go (one when a cohort starts failing, one when it recovers).
+        on_download: called on the download thread with each downloaded cohort and its body as
+            received, before it is stored (e.g. to publish it to a fleet).
     """
 
     def __init__(self, downloader: CohortDownloader, store: CohortStore, *, max_workers: int = 4,
-                 clock: Clock = SYSTEM_CLOCK, logger: Optional[logging.Logger] = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, logger: Optional[logging.Logger] = None,
+                 on_download: Optional[BodyHook] = None) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
         self._downloader = downloader
@@ -77,6 +80,7 @@ class CohortLoader:
         self.max_workers = max_workers
         self._clock = clock
         self._logger = logger or _default_logger
+        self._on_download = on_download
         self._lock = threading.Lock()
         self._closed = False
         self._stops: List[threading.Event] = []
@@ -158,7 +162,7 @@ class CohortLoader:
     def _download_one(self, cohort_id: str, stop: threading.Event, deadline: float) -> Optional[Cohort]:
         """Download one cohort and store it at once (None: unchanged); runs on a worker thread."""
         cohort = self._downloader.download(cohort_id, self._store.last_modified(cohort_id), stop=stop,
-                                           deadline=deadline)
+                                           deadline=deadline, on_body=self._on_download)
         if cohort is not None:
             self._store.put(cohort)
         return cohort

@@ -115,20 +115,23 @@ class LocalEvaluationClient:
         self._owns_session = self.config.session is None
         self._session = self.config.session or requests.Session()
         self._store = FlagStore(clock=self.config.clock, logger=self._logger.getChild("flags"))
+        fleet = self.config.fleet
+        cohort_config = self.config.cohort_sync_config
         self._cohorts: Optional[CohortSync] = None
-        if self.config.cohort_sync_config is not None:
-            self._cohorts = CohortSync(self._session, self.config.cohort_sync_config, clock=self.config.clock,
-                                       logger=self._logger.getChild("cohorts"))
+        if cohort_config is not None:
+            self._cohorts = CohortSync(self._session, cohort_config, clock=self.config.clock,
+                                       logger=self._logger.getChild("cohorts"),
+                                       shared=fleet.cohorts(cohort_config.api_key) if fleet is not None else None)
             self._store.prepare = self._cohorts.prepare
         else:
             self._store.prepare = functools.partial(_warn_about_cohort_targeting, self._log)
-        fleet = self.config.fleet
         shared = fleet.flags(api_key) if fleet is not None else None
         self._updater = FlagUpdater(self._store, self._session, self.config, api_key, shared=shared)
         self._fleet_watcher: Optional[FleetWatcher] = None
         if shared is not None:
             self._fleet_watcher = FleetWatcher(self._store, shared, on_lead=self._updater.poller.run_now,
-                                               clock=self.config.clock, logger=self._logger.getChild("fleet"))
+                                               clock=self.config.clock, logger=self._logger.getChild("fleet"),
+                                               on_renew=self._cohorts.renew_lease if self._cohorts else None)
         self._senders: List[EventSender] = []
         self._assignment: Optional[AssignmentTracker] = None
         self._exposure: Optional[ExposureTracker] = None

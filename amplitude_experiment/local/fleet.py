@@ -10,6 +10,7 @@ import threading
 from typing import Callable, Optional, Protocol, runtime_checkable
 
 from .._clock import Clock
+from ..cohorts.shared import SharedCohortSource
 from ..events.claims import InsertIdClaims
 from ..exceptions import FlagConfigError
 from ..flags.shared import SharedFlagSource
@@ -18,10 +19,14 @@ from ..flags.store import FlagStore
 
 @runtime_checkable
 class Fleet(Protocol):
-    """What ``LocalEvaluationConfig(fleet=...)`` needs: shared flags per deployment, claims per project."""
+    """What ``LocalEvaluationConfig(fleet=...)`` needs: shared flags per deployment, cohorts and claims per project."""
 
     def flags(self, deployment_key: str) -> SharedFlagSource:
         """The shared flag source of one deployment."""
+        ...
+
+    def cohorts(self, api_key: str) -> SharedCohortSource:
+        """The shared cohort membership of one project (keyed by the cohort sync API key)."""
         ...
 
     def claims(self, api_key: str) -> InsertIdClaims:
@@ -35,21 +40,24 @@ class FleetWatcher:
     Every ``shared.renew_interval`` seconds (or at once when pub/sub announces a version) it
     publishes the fleet's current config into ``store`` with source ``"fleet"`` unless the store
     already has it, and, for a member that may fetch, acquires or renews the download lease;
-    when this process becomes the leader it calls ``on_lead()`` (the client polls at once).
+    when this process becomes the leader it calls ``on_lead()`` (the client polls at once); after each
+    renewal it calls ``on_renew()`` (the client renews its cohort lease there too).
 
     Args:
         store: the client's flag store.
         shared: the deployment's shared flag source.
         on_lead: called on the watcher thread when this process takes the lease.
+        on_renew: called on the watcher thread after each renewal attempt.
         clock: time source (waits while the fleet is unreachable go through ``shared``).
         logger: where problems of a fleet config are reported.
     """
 
     def __init__(self, store: FlagStore, shared: SharedFlagSource, *, on_lead: Callable[[], None],
-                 clock: Clock, logger: logging.Logger) -> None:
+                 clock: Clock, logger: logging.Logger, on_renew: Optional[Callable[[], None]] = None) -> None:
         self._store = store
         self._shared = shared
         self._on_lead = on_lead
+        self._on_renew = on_renew
         self._clock = clock
         self._logger = logger
         self._stop = threading.Event()
@@ -105,6 +113,8 @@ class FleetWatcher:
             self._on_lead()
         elif not leading:
             self._leading = False
+        if self._on_renew is not None:
+            self._on_renew()
 
     def serve_latest(self) -> bool:
         """Publish the fleet's current config into the store; True if the store now has it."""
