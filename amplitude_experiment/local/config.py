@@ -58,10 +58,10 @@ class LocalEvaluationConfig:
         clock: the time source and waiter of every background worker; tests pass
             :class:`amplitude_experiment.testing.ManualClock` to drive polling, backoff and
             event batching without sleeping.
-        fleet: share flag downloads and assignment dedup with the other processes of this
-            deployment, e.g. ``amplitude_experiment.redis.RedisFleet(url)`` (any object with its
-            ``flags(deployment_key)`` and ``claims(api_key)`` methods). Never closed by the client.
-            Shared cohorts are not wired yet.
+        fleet: share flag and cohort downloads and assignment dedup with the other processes of
+            this deployment, e.g. ``amplitude_experiment.redis.RedisFleet(url)`` (any object with
+            its ``flags(deployment_key)``, ``cohorts(api_key)`` and ``claims(api_key)`` methods).
+            Never closed by the client.
     """
 
     def __init__(
@@ -104,6 +104,30 @@ class LocalEvaluationConfig:
         )
         self.stream_updates = bool(stream_updates)
         self.stream_flag_conn_timeout = _validate.positive_int("stream_flag_conn_timeout", stream_flag_conn_timeout)
+        self._set_feature_configs(assignment_config, exposure_config, cohort_sync_config)
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise _validate.ConfigurationError("logger must be a logging.Logger or None")
+        #: Every message of this client goes to this logger or its children
+        #: (``<logger>.flags``, ``<logger>.events``, ...).
+        self.logger: logging.Logger = logger if logger is not None else logging.getLogger("amplitude_experiment")
+        if session is not None and not isinstance(session, requests.Session):
+            raise _validate.ConfigurationError("session must be a requests.Session or None")
+        self.session = session
+        self._set_bootstrap(bootstrap_flags, bootstrap_file, offline)
+        self.flag_cache_file = flag_cache_file
+        self.stream_keepalive_timeout_millis = _validate.positive_int(
+            "stream_keepalive_timeout_millis", stream_keepalive_timeout_millis)
+        if not isinstance(clock, Clock):
+            raise _validate.ConfigurationError("clock must be an amplitude_experiment Clock (e.g. testing.ManualClock)")
+        self.clock = clock
+        if fleet is not None and not isinstance(fleet, Fleet):
+            raise _validate.ConfigurationError("fleet must offer flags(deployment_key), cohorts(api_key) and "
+                                               "claims(api_key), e.g. amplitude_experiment.redis.RedisFleet(url)")
+        self.fleet = fleet
+
+    def _set_feature_configs(self, assignment_config: Optional[AssignmentConfig],
+                             exposure_config: Optional[ExposureConfig],
+                             cohort_sync_config: Optional[CohortSyncConfig]) -> None:
         for name, value, kind in (
             ("assignment_config", assignment_config, AssignmentConfig),
             ("exposure_config", exposure_config, ExposureConfig),
@@ -120,14 +144,9 @@ class LocalEvaluationConfig:
         self.assignment_config = assignment_config
         self.exposure_config = exposure_config
         self.cohort_sync_config = cohort_sync_config
-        if logger is not None and not isinstance(logger, logging.Logger):
-            raise _validate.ConfigurationError("logger must be a logging.Logger or None")
-        #: Every message of this client goes to this logger or its children
-        #: (``<logger>.flags``, ``<logger>.events``, ...).
-        self.logger: logging.Logger = logger if logger is not None else logging.getLogger("amplitude_experiment")
-        if session is not None and not isinstance(session, requests.Session):
-            raise _validate.ConfigurationError("session must be a requests.Session or None")
-        self.session = session
+
+    def _set_bootstrap(self, bootstrap_flags: Union[List[Any], str, bytes, None],
+                       bootstrap_file: Union[str, "os.PathLike[str]", None], offline: bool) -> None:
         if bootstrap_flags is not None and not isinstance(bootstrap_flags, (list, str, bytes)):
             raise _validate.ConfigurationError("bootstrap_flags must be a list of flags or JSON text")
         if bootstrap_flags is not None and bootstrap_file is not None:
@@ -137,16 +156,6 @@ class LocalEvaluationConfig:
         self.offline = bool(offline)
         if self.offline and bootstrap_flags is None and bootstrap_file is None:
             raise _validate.ConfigurationError("offline=True needs bootstrap_flags or bootstrap_file")
-        self.flag_cache_file = flag_cache_file
-        self.stream_keepalive_timeout_millis = _validate.positive_int(
-            "stream_keepalive_timeout_millis", stream_keepalive_timeout_millis)
-        if not isinstance(clock, Clock):
-            raise _validate.ConfigurationError("clock must be an amplitude_experiment Clock (e.g. testing.ManualClock)")
-        self.clock = clock
-        if fleet is not None and not isinstance(fleet, Fleet):
-            raise _validate.ConfigurationError("fleet must offer flags(deployment_key) and claims(api_key), "
-                                               "e.g. amplitude_experiment.redis.RedisFleet(url)")
-        self.fleet = fleet
 
     def __repr__(self) -> str:
         return (
