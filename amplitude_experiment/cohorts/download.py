@@ -272,26 +272,11 @@ class CohortDownloader:
             raise CohortDownloadError(f"cohort {cohort_id} download from {url} failed: "
                                       f"{exc.__class__.__name__}: {exc}", cohort_id) from exc
         try:
-            status = response.status_code
-            if status == 200:
-                body = self._read_body(cohort_id, response, stop, end)
-            elif status == 204:
-                if last_modified is None:
-                    raise CohortDownloadError(f"cohort {cohort_id}: unexpected HTTP 204 without lastModified",
-                                              cohort_id, 204)
-                return None
-            elif status == 202:
-                raise _NotReady()
-            elif status == 413:
-                raise CohortTooLarge(cohort_id, self.max_cohort_size)
-            elif status in (408, 429) or 500 <= status <= 599:
-                raise _Retry(f"HTTP {status}", status,
-                             parse_retry_after(response.headers.get("Retry-After"), now=self._clock.time()))
-            else:
-                raise CohortDownloadError(f"cohort {cohort_id} download from {url} returned HTTP {status}"
-                                          f"{_STATUS_HINTS.get(status, '')}", cohort_id, status)
+            body = self._answer(cohort_id, url, response, last_modified, stop, end)
         finally:
             response.close()
+        if body is None:
+            return None  # 204: not modified since last_modified
         raw: Optional[bytes] = None
         if on_body is not None:
             raw = bytes(body)
@@ -304,6 +289,27 @@ class CohortDownloader:
         if on_body is not None and raw is not None:
             on_body(cohort, raw)
         return cohort
+
+    def _answer(self, cohort_id: str, url: str, response: requests.Response, last_modified: Optional[int],
+                stop: threading.Event, end: float) -> Optional[bytearray]:
+        """The 200 body, ``None`` for 204, or the exception each documented status means (design.md §3)."""
+        status = response.status_code
+        if status == 200:
+            return self._read_body(cohort_id, response, stop, end)
+        if status == 204:
+            if last_modified is None:
+                raise CohortDownloadError(f"cohort {cohort_id}: unexpected HTTP 204 without lastModified",
+                                          cohort_id, 204)
+            return None
+        if status == 202:
+            raise _NotReady()
+        if status == 413:
+            raise CohortTooLarge(cohort_id, self.max_cohort_size)
+        if status in (408, 429) or 500 <= status <= 599:
+            raise _Retry(f"HTTP {status}", status,
+                         parse_retry_after(response.headers.get("Retry-After"), now=self._clock.time()))
+        raise CohortDownloadError(f"cohort {cohort_id} download from {url} returned HTTP {status}"
+                                  f"{_STATUS_HINTS.get(status, '')}", cohort_id, status)
 
     def _read_body(self, cohort_id: str, response: requests.Response, stop: threading.Event,
                    end: float) -> bytearray:
