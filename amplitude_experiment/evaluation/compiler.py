@@ -13,8 +13,8 @@ import logging
 import sys
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
-from .context import Getter, compile_selector
-from .operators import InvalidCondition, Matcher, compile_matcher, invalid_matcher
+from .context import Getter, compile_selector, user_field, user_path
+from .operators import InvalidCondition, Matcher, compile_matcher, invalid_matcher, plain_is_members
 
 _default_logger = logging.getLogger("amplitude_experiment.evaluation")
 
@@ -40,7 +40,13 @@ class Outcome(NamedTuple):
     payload_shared: bool
 
 
-Condition = Tuple[Getter, Matcher]
+#: ``(field, key, get, match, members)``: ``field``/``key`` name the ``User`` attribute (and
+#: the key in it) for the common ``context.user.<field>[.<key>]`` selectors, which the engine
+#: reads without calling ``get``; otherwise both are ``None``. ``members`` is the value set of
+#: an ``is`` condition without boolean values (else ``None``): for a plain string value (not
+#: starting with ``[``) the engine answers ``value in members`` without calling ``match``.
+#: ``match(get(user, results))`` is the condition in every case.
+Condition = Tuple[Optional[str], Optional[str], Getter, Matcher, Optional[FrozenSet[str]]]
 Allocation = Tuple[int, int, Tuple[Tuple[int, int, Optional[Outcome]], ...]]
 
 #: ``select()`` remembers the flags of at most this many distinct ``flag_keys`` ...
@@ -56,14 +62,27 @@ class MalformedFlag(ValueError):
 
 
 class CompiledBucket:
-    __slots__ = ("get", "prefix", "allocations", "selector", "salt")
+    """A segment's bucket.
+
+    Attributes:
+        get: the getter of the bucketing value.
+        field: the ``User`` attribute the selector names (``context.user.<field>``), else
+            ``None``; the engine reads it directly instead of calling ``get``.
+        prefix: ``salt + "/"``.
+        ascii_prefix: the prefix is ASCII, so ``prefix + value`` is ASCII when the value is.
+        allocations: ``(start, end, ((d_start, d_end, outcome), ...))`` tuples.
+    """
+
+    __slots__ = ("get", "field", "prefix", "ascii_prefix", "allocations", "selector", "salt")
 
     def __init__(self, get: Getter, selector: Tuple[str, ...], salt: str,
                  allocations: Tuple[Allocation, ...]) -> None:
         self.get = get
+        self.field = user_field(selector)
         self.selector = selector
         self.salt = salt
         self.prefix = salt + "/"
+        self.ascii_prefix = self.prefix.isascii()
         self.allocations = allocations
 
 
@@ -227,11 +246,79 @@ def _range(value: Any, what: str) -> Tuple[int, int]:
     return value[0], value[1]
 
 
+#: Condition values up to this long are interned, so equal values in different flags are one object.
+_INTERN_LENGTH = 64
+
+
+class _Shared:
+    """What flags of one config share: equal selectors and conditions compile to one object.
+
+    Besides saving memory, this keeps the objects evaluation touches few: a deployment of a
+    thousand flags that repeat the same conditions reads the same getters and matchers, which
+    stay in the CPU cache, instead of a thousand copies of them.
+    """
+
+    def __init__(self) -> None:
+        self.getters: Dict[Tuple[str, ...], Getter] = {}
+        self.metadatas: Dict[Tuple[Tuple[str, type, Any], ...], Dict[str, Any]] = {}
+        #: (selector, op, values) -> (condition, error message for an invalid one)
+        self.conditions: Dict[Tuple[Tuple[str, ...], str, Tuple[str, ...]], Tuple[Condition, Optional[str]]] = {}
+
+    def metadata(self, merged: Dict[str, Any]) -> Dict[str, Any]:
+        """One dict for equal merged metadata, with short text values interned.
+
+        Every result copies its metadata, which reads each key and value: shared objects keep
+        those reads in the CPU cache.
+        """
+        shareable = True
+        for name, value in merged.items():
+            kind = type(value)
+            if kind is str:
+                merged[name] = _intern(value)
+            elif kind is not bool and kind is not int and value is not None:
+                shareable = False  # e.g. a list; or a float, where equal values can differ (0.0, -0.0)
+        if not shareable:
+            return merged
+        # With the types: True == 1, but {"default": True} and {"default": 1} are not the same metadata.
+        key = tuple((name, type(value), value) for name, value in merged.items())
+        found = self.metadatas.get(key)
+        if found is None:
+            found = self.metadatas[key] = merged
+        return found
+
+    def getter(self, selector: Tuple[str, ...]) -> Getter:
+        get = self.getters.get(selector)
+        if get is None:
+            get = self.getters[selector] = compile_selector(selector)
+        return get
+
+    def condition(self, selector: Tuple[str, ...], op: str, values: Tuple[str, ...]) -> Tuple[Condition, Optional[str]]:
+        key = (selector, op, values)
+        found = self.conditions.get(key)
+        if found is None:
+            error = None
+            try:
+                matcher = compile_matcher(op, values)
+            except InvalidCondition as exc:
+                error = str(exc)
+                matcher = invalid_matcher()
+            field, sub_key = user_path(selector)
+            members = plain_is_members(op, values) if error is None else None
+            found = self.conditions[key] = ((field, sub_key, self.getter(selector), matcher, members), error)
+        return found
+
+
+def _intern(value: Any) -> Any:
+    """Short strings interned (one object per distinct text); anything else unchanged."""
+    return sys.intern(value) if type(value) is str and len(value) <= _INTERN_LENGTH else value
+
+
 class _FlagCompiler:
-    def __init__(self, raw: Mapping[str, Any], warnings: List[str]) -> None:
+    def __init__(self, raw: Mapping[str, Any], warnings: List[str], shared: Optional[_Shared] = None) -> None:
         self.raw = raw
         self.key = raw["key"]
         self.warnings = warnings
+        self.shared = shared if shared is not None else _Shared()
         #: cohort ids this flag's conditions target, by group type ("User" for users)
         self.cohort_ids: Dict[str, Set[str]] = {}
         #: one Outcome per (variant key, segment): distributions and defaults share it
@@ -266,12 +353,10 @@ class _FlagCompiler:
         if outcome is None:
             variant = self.variants[variant_key]
             variant_metadata = _mapping(variant.get("metadata"), "variant metadata")
-            if segment_metadata or variant_metadata:
-                metadata = {**self.metadata, **segment_metadata, **variant_metadata}
-            else:
-                metadata = self.metadata
+            metadata = self.shared.metadata({**self.metadata, **segment_metadata, **variant_metadata})
             payload = variant.get("payload")
-            outcome = Outcome(variant.get("key"), variant.get("value"), payload, metadata, _is_container(payload))
+            outcome = Outcome(_intern(variant.get("key")), _intern(variant.get("value")), payload, metadata,
+                              _is_container(payload))
             self._outcomes[memo_key] = outcome
         return outcome
 
@@ -299,16 +384,14 @@ class _FlagCompiler:
         values = raw.get("values")
         values = [] if values is None else values
         _require(isinstance(values, list), f"{what} condition values must be a list")
-        values = [v if isinstance(v, str) else str(v) for v in values if v is not None]
+        values = tuple(_intern(v if isinstance(v, str) else str(v)) for v in values if v is not None)
         group_type = cohort_group_type(selector)
         if group_type is not None:
             self.cohort_ids.setdefault(group_type, set()).update(values)
-        try:
-            matcher = compile_matcher(op, values)
-        except InvalidCondition as exc:
-            self.warnings.append(f"flag {self.key!r}: {exc}; the condition never matches")
-            matcher = invalid_matcher()
-        return compile_selector(selector), matcher
+        compiled, error = self.shared.condition(selector, op, values)
+        if error is not None:
+            self.warnings.append(f"flag {self.key!r}: {error}; the condition never matches")
+        return compiled
 
     def _bucket(self, raw: Any, segment_metadata: Dict[str, Any], what: str) -> CompiledBucket:
         _require(isinstance(raw, dict), f"{what} bucket must be an object")
@@ -319,7 +402,7 @@ class _FlagCompiler:
         allocations = raw.get("allocations") or []
         _require(isinstance(allocations, list), f"{what} bucket allocations must be a list")
         compiled = tuple(self._allocation(a, segment_metadata, what) for a in allocations)
-        return CompiledBucket(compile_selector(selector), selector, salt, compiled)
+        return CompiledBucket(self.shared.getter(selector), selector, salt, compiled)
 
     def _allocation(self, raw: Any, segment_metadata: Dict[str, Any], what: str) -> Allocation:
         _require(isinstance(raw, dict), f"{what} allocation must be an object")
@@ -421,13 +504,13 @@ def report_problems(compiled: CompiledFlags, log: logging.Logger) -> None:
         log.warning("... and %d more flag config warnings", len(compiled.warnings) - REPORT_LIMIT)
 
 
-def _compile_entry(index: int, raw: Any, warnings: List[str]) -> Union[CompiledFlag, Tuple[str, str]]:
+def _compile_entry(index: int, raw: Any, warnings: List[str], shared: _Shared) -> Union[CompiledFlag, Tuple[str, str]]:
     """A compiled flag, or (key, reason) when the entry is unusable."""
     key = raw.get("key") if isinstance(raw, dict) else None
     if not isinstance(key, str):
         return f"#{index}", "not an object with a string 'key'"
     try:
-        return _FlagCompiler(raw, warnings).compile()
+        return _FlagCompiler(raw, warnings, shared).compile()
     except (MalformedFlag, TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
         return key, str(exc) or exc.__class__.__name__
 
@@ -437,8 +520,9 @@ def _compile_all(raw_flags: List[Any], fingerprints: Optional[Sequence[Optional[
     skipped: Dict[str, str] = {}
     compiled: Dict[str, CompiledFlag] = {}
     prints: Dict[str, Optional[int]] = {}
+    shared = _Shared()
     for index, raw in enumerate(raw_flags):
-        result = _compile_entry(index, raw, warnings)
+        result = _compile_entry(index, raw, warnings, shared)
         if isinstance(raw, dict) and isinstance(raw.get("key"), str):
             prints[raw["key"]] = fingerprints[index] if fingerprints is not None and index < len(fingerprints) else None
         if isinstance(result, tuple):

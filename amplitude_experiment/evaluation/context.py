@@ -12,6 +12,7 @@ building the context dict. Hot path: written for speed on purpose.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -140,6 +141,25 @@ def _generic_getter(path: Tuple[str, ...]) -> Getter:
         return walk(target, path)
 
     return get_generic
+
+
+def user_field(selector: Sequence[str]) -> Optional[str]:
+    """The ``User`` attribute a ``["context", "user", <field>]`` selector reads, else ``None``."""
+    if len(selector) == 3 and selector[0] == "context" and selector[1] == "user" and selector[2] in _USER_FIELDS:
+        return sys.intern(selector[2])
+    return None
+
+
+def user_path(selector: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
+    """``(field, key)`` for ``["context", "user", field]`` (key ``None``) and
+    ``["context", "user", field, key]``; ``(None, None)`` for any other selector.
+
+    The engine reads these directly: ``getattr(user, field, None)``, then ``.get(key)`` when
+    that is a dict (anything else goes through the selector's getter).
+    """
+    if 3 <= len(selector) <= 4 and selector[0] == "context" and selector[1] == "user" and selector[2] in _USER_FIELDS:
+        return sys.intern(selector[2]), (selector[3] if len(selector) == 4 else None)
+    return None, None
 
 
 def compile_selector(selector: Sequence[str]) -> Getter:

@@ -79,7 +79,7 @@ def _conditions_match(segment: CompiledSegment, user: Any, results: Dict[str, Va
     groups = segment.conditions
     if groups is None:
         return True
-    return any(all(match(get(user, results)) for get, match in group) for group in groups)
+    return any(all(match(get(user, results)) for _, _, get, match, _ in group) for group in groups)
 
 
 def _decide(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) -> EvaluationDetail:
@@ -222,7 +222,8 @@ def _trace_conditions(segment: CompiledSegment, user: Any,
     groups = []
     any_group = False
     for raw_group, group in zip(segment.raw_conditions, segment.conditions or ()):
-        rows = [_trace_condition(raw, get, match, user, results) for raw, (get, match) in zip(raw_group, group)]
+        rows = [_trace_condition(raw, condition[2], condition[3], user, results)  # (.., get, match, ..)
+                for raw, condition in zip(raw_group, group)]
         any_group = any_group or all(row["matched"] for row in rows)
         groups.append(rows)
     return groups, any_group

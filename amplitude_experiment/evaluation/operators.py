@@ -85,18 +85,23 @@ def _never(_: Any) -> bool:
     return False
 
 
-_MEMO_SIZE = 1024
+_MEMO_SIZE = 4096
 _MEMO_KEY_LENGTH = 64  # longer texts are parsed every time: a memo of 1 MB keys would hold 1 GB
 
 
-def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``parse`` with a small bounded memo: the same few versions and numbers recur constantly."""
-    memo: Dict[str, Any] = {}
-    missing = object()
+_MISSING: Any = object()
+
+
+def _memoized(parse: Callable[[str], Any], memo: Dict[str, Any]) -> Callable[[str], Any]:
+    """``parse`` with a small bounded memo: the same few versions and numbers recur constantly.
+
+    One memo per parser, shared by every condition: a memo per condition would see each user
+    once per flag and miss more often the more flags a deployment has.
+    """
 
     def parse_memoized(text: str) -> Any:
-        found = memo.get(text, missing)
-        if found is missing:
+        found = memo.get(text, _MISSING)
+        if found is _MISSING:
             found = parse(text)
             if len(text) <= _MEMO_KEY_LENGTH:
                 if len(memo) >= _MEMO_SIZE:
@@ -105,6 +110,12 @@ def _memoized(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         return found
 
     return parse_memoized
+
+
+_NUMBER_MEMO: Dict[str, Any] = {}
+_VERSION_MEMO: Dict[str, Any] = {}
+_parse_number_memoized = _memoized(parse_number, _NUMBER_MEMO)
+_parse_version_memoized = _memoized(parse_version, _VERSION_MEMO)
 
 
 def null_result(op: str, values: Sequence[str]) -> bool:
@@ -160,7 +171,7 @@ def _contains_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
 
 def _compare_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:
     compare = _COMPARE[op]
-    parse = _memoized(parse_version if op in _VERSION_OPS else parse_number)
+    parse = _parse_version_memoized if op in _VERSION_OPS else _parse_number_memoized
     parsed = tuple(p for p in map(parse, values) if p is not None)
 
     def compare_values(s: str) -> bool:
@@ -237,6 +248,10 @@ def _set_test(op: str, values: Tuple[str, ...]) -> Callable[[List[str]], bool]:
         return lambda have: len(have) >= needed and wanted <= keyed(have)
     if op == SET_DOES_NOT_CONTAIN:
         return lambda have: not (len(have) >= needed and wanted <= keyed(have))
+    if keyed is frozenset:  # no boolean values: isdisjoint takes the list as it is
+        if op == SET_CONTAINS_ANY:
+            return lambda have: not wanted.isdisjoint(have)
+        return lambda have: wanted.isdisjoint(have)  # SET_DOES_NOT_CONTAIN_ANY
     if op == SET_CONTAINS_ANY:
         return lambda have: not wanted.isdisjoint(keyed(have))
     return lambda have: wanted.isdisjoint(keyed(have))  # SET_DOES_NOT_CONTAIN_ANY
@@ -259,11 +274,89 @@ def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
     general = _general_matcher(_string_test(op, values), if_null)
     if op in (IS, IS_NOT) and not _has_boolean(values):
         return _plain_is_matcher(op == IS, frozenset(values), general)
+    if op in (CONTAINS, DOES_NOT_CONTAIN):
+        return _plain_contains_matcher(op == CONTAINS, tuple(frozenset(v.lower() for v in values)), general)
+    if op in (REGEX_MATCH, REGEX_DOES_NOT_MATCH):
+        return _plain_regex_matcher(op == REGEX_MATCH, tuple(re.compile(v) for v in values), general)
+    if op in _COMPARE:
+        return _plain_compare_matcher(op, values, general)
     return general
+
+
+# The _plain_* matchers answer a plain string (not null, not a list, not a JSON array) in one
+# call, with the same result as the general matcher; any other value goes to the general one.
+
+
+def _plain_contains_matcher(positive: bool, needles: Tuple[str, ...], general: Matcher) -> Matcher:
+    def match_contains(value: Any) -> bool:
+        if type(value) is str and value[:1] != ARRAY_START:
+            low = value.lower()
+            for needle in needles:
+                if needle in low:
+                    return positive
+            return not positive
+        return general(value)
+
+    return match_contains
+
+
+def _plain_compare_matcher(op: str, values: Tuple[str, ...], general: Matcher) -> Matcher:
+    compare = _COMPARE[op]
+    memo, parse = (_VERSION_MEMO, _parse_version_memoized) if op in _VERSION_OPS else (_NUMBER_MEMO,
+                                                                                     _parse_number_memoized)
+    parsed = tuple(p for p in map(parse, values) if p is not None)
+
+    def match_compare(value: Any) -> bool:
+        if type(value) is str and value[:1] != ARRAY_START:
+            if parsed:
+                mine = memo.get(value, _MISSING)
+                if mine is _MISSING:
+                    mine = parse(value)
+                if mine is not None:
+                    for other in parsed:
+                        if compare(mine, other):
+                            return True
+                    return False
+            for other in values:
+                if compare(value, other):
+                    return True
+            return False
+        return general(value)
+
+    return match_compare
+
+
+def _plain_regex_matcher(positive: bool, patterns: Tuple["re.Pattern[str]", ...], general: Matcher) -> Matcher:
+    def match_regex(value: Any) -> bool:
+        if type(value) is str and value[:1] != ARRAY_START:
+            for pattern in patterns:
+                if pattern.search(value) is not None:
+                    return positive
+            return not positive
+        return general(value)
+
+    return match_regex
+
+
+def plain_is_members(op: str, values: Sequence[str]) -> Optional[FrozenSet[str]]:
+    """For an ``is`` condition without boolean values, the set a plain string must be in.
+
+    A plain string is one that does not start with ``[`` (which may be a JSON array); for it
+    the condition is exactly ``value in members``. ``None`` for every other condition.
+    """
+    if op != IS or _has_boolean(tuple(values)):
+        return None
+    return frozenset(values)
 
 
 def _set_matcher(set_test: Callable[[List[str]], bool], if_null: bool) -> Matcher:
     def match_set(value: Any) -> bool:
+        if type(value) is list:  # the common case, a list of strings, is its own string list
+            for item in value:
+                if type(item) is not str:
+                    break
+            else:
+                return set_test(value)
         if value is None:
             return if_null
         try:

@@ -1,0 +1,71 @@
+"""What flags of one config share once compiled, and that sharing never changes an answer.
+
+Equal conditions and equal merged metadata compile to one object (memory, and fewer objects
+for evaluation to read on big deployments); only exactly equal ones are shared.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from amplitude_experiment import User
+from amplitude_experiment.evaluation import compile_flags, evaluate
+
+from .helpers import ON_OFF, condition, prop, targeted_flag
+
+
+def plan_flag(key: str, values: List[str]) -> Dict[str, Any]:
+    return targeted_flag(key, [[condition(prop("plan"), "is", values)]])
+
+
+def test_equal_conditions_in_different_flags_compile_to_one_object() -> None:
+    flags = compile_flags([plan_flag("a", ["pro"]), plan_flag("b", ["pro"]), plan_flag("c", ["team"])])
+    a, b, c = (flags.flags[k].segments[0].conditions for k in "abc")
+    assert a is not None and b is not None and c is not None
+    assert a[0][0] is b[0][0]
+    assert a[0][0] is not c[0][0]
+    user = User(user_properties={"plan": "team"})
+    assert {k: v.key for k, v in evaluate(flags, user).items()} == {"a": "off", "b": "off", "c": "on"}
+
+
+def test_metadata_equal_only_by_value_is_not_shared() -> None:
+    # True == 1 and 1.0 == 1 in Python, but each flag must return its own metadata as written.
+    variants = {"on": {"key": "on", "metadata": {"x": True}}, "off": {"key": "off", "metadata": {"x": 1}}}
+    flags = compile_flags([
+        {"key": "t", "variants": variants, "segments": [{"variant": "on"}]},
+        {"key": "i", "variants": variants, "segments": [{"variant": "off"}]},
+        {"key": "f", "variants": {"on": {"key": "on", "metadata": {"x": 1.0}}}, "segments": [{"variant": "on"}]},
+    ])
+    results = evaluate(flags, User())
+    assert [(k, repr(v.metadata)) for k, v in results.items()] == [
+        ("t", "{'x': True}"), ("i", "{'x': 1}"), ("f", "{'x': 1.0}")]
+
+
+def test_shared_metadata_is_copied_into_each_result() -> None:
+    flags = compile_flags([targeted_flag("a", ...), targeted_flag("b", ...)])  # both merge to {}
+    results = evaluate(flags, User())
+    assert results["a"].metadata is not None
+    results["a"].metadata["changed"] = True
+    assert results["b"].metadata == {}
+    assert evaluate(flags, User())["a"].metadata == {}
+
+
+def test_an_invalid_regex_shared_by_two_flags_is_reported_for_each() -> None:
+    bad = [[condition(prop("email"), "regex match", ["("])]]
+    flags = compile_flags([targeted_flag("a", bad), targeted_flag("b", bad)], report=False)
+    assert len(flags.warnings) == 2
+    assert "'a'" in flags.warnings[0] and "'b'" in flags.warnings[1]
+    assert {k: v.key for k, v in evaluate(flags, User(user_properties={"email": "("})).items()} == {
+        "a": "off", "b": "off"}
+
+
+def test_sharing_across_many_flags_keeps_every_answer() -> None:
+    raw = [plan_flag(f"f{i}", ["pro", "team"] if i % 2 else ["free"]) for i in range(50)]
+    raw.append({"key": "exp", "variants": ON_OFF, "segments": [{"conditions": [[
+        condition(prop("plan"), "is", ["pro", "team"])]], "variant": "on", "metadata": {"segmentName": "s"}}]})
+    flags = compile_flags(raw)
+    for plan, expected_odd in (("pro", "on"), ("free", "off")):
+        results = evaluate(flags, User(user_properties={"plan": plan}))
+        assert all(results[f"f{i}"].key == (expected_odd if i % 2 else ("off" if plan == "pro" else "on"))
+                   for i in range(50))
+        assert ("exp" in results) == (plan == "pro")
