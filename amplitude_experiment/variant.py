@@ -40,14 +40,14 @@ class Variant:
     """A flag's variant for a user.
 
     Equality compares ``key``, ``value`` and ``payload`` (not ``metadata``), like the official SDK.
-    Variants returned by evaluation are the caller's to change: a JSON payload shared with the
-    flag config is copied the first time ``payload`` is read, so most evaluations (which
-    never read it) do not pay for the copy.
+    Variants returned by evaluation are the caller's to change: a JSON payload or metadata
+    shared with the flag config is copied the first time it is read, so most evaluations
+    (which never read them) do not pay for the copies.
     """
 
     # _outcome: the compiled result this variant was made from (evaluation only); tracking reads
     # it instead of the caller-owned fields, so a caller changing a variant cannot change events.
-    __slots__ = ("value", "key", "metadata", "_payload", "_payload_shared", "_outcome")
+    __slots__ = ("value", "key", "_metadata", "_metadata_shared", "_payload", "_payload_shared", "_outcome")
 
     def __init__(
         self,
@@ -60,8 +60,21 @@ class Variant:
         self._payload = payload
         self._payload_shared = False
         self.key = key
-        self.metadata = metadata
+        self._metadata = metadata
+        self._metadata_shared = False
         self._outcome: Any = None
+
+    @property
+    def metadata(self) -> Optional[Dict[str, Any]]:
+        if self._metadata_shared:
+            self._metadata = copy_json(self._metadata)
+            self._metadata_shared = False
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: Optional[Dict[str, Any]]) -> None:
+        self._metadata = value
+        self._metadata_shared = False
 
     @property
     def payload(self) -> Any:
@@ -83,10 +96,10 @@ class Variant:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __str__(self) -> str:
-        return f"key: {self.key}, value: {self.value}, payload: {self._payload}, metadata:{self.metadata}"
+        return f"key: {self.key}, value: {self.value}, payload: {self._payload}, metadata:{self._metadata}"
 
     def __repr__(self) -> str:
         return (
             f"Variant(key={self.key!r}, value={self.value!r}, payload={self._payload!r}, "
-            f"metadata={self.metadata!r})"
+            f"metadata={self._metadata!r})"
         )

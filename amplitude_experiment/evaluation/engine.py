@@ -48,10 +48,10 @@ def bucket_outcome(bucket: CompiledBucket, user: Any, results: Dict[str, Variant
 
 
 def make_variant(outcome: Outcome) -> Variant:
-    """A fresh ``Variant`` for an outcome (metadata copied, payload copied on first read)."""
+    """A fresh ``Variant`` for an outcome (metadata and payload copied on first read)."""
     variant = Variant.__new__(Variant)
-    variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
-    variant.metadata = dict(metadata)
+    variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
+    variant._metadata_shared = True
     variant._outcome = outcome
     return variant
 
@@ -133,8 +133,8 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
             if outcome is None:
                 continue
             variant = new_variant(Variant)
-            variant.key, variant.value, variant._payload, metadata, variant._payload_shared = outcome
-            variant.metadata = {**metadata}
+            variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
+            variant._metadata_shared = True
             variant._outcome = outcome
             results[flag.key] = variant
         except Exception:  # noqa: BLE001 - one broken flag or odd user value never breaks the rest
