@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import time
 from json.encoder import encode_basestring
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -22,12 +23,13 @@ from ..variant import Variant
 from ..version import LIBRARY
 from .config import OFFICIAL_PROPERTY_NAMES, PREFIXED_PROPERTY_NAMES
 from .dedup import KEY_MASK, SeenKeys
-from .insert_id import AssignmentHasher
+from .insert_id import DAY_MILLIS, AssignmentHasher, java_string_hash
 from .sender import EventSender, encode_event
 from .stats import Counter, ReasonCounters
 
 ASSIGNMENT_EVENT_TYPE = "[Experiment] Assignment"
 DAY_SECONDS = 86_400.0
+_MASK32 = 0xFFFFFFFF
 _MUTUAL_EXCLUSION_GROUP = "mutual-exclusion-group"
 _PREFIXES = {PREFIXED_PROPERTY_NAMES: "[Experiment] ", OFFICIAL_PROPERTY_NAMES: ""}
 _variant_key = operator.attrgetter("key")
@@ -46,7 +48,12 @@ _LIBRARY_JSON = encode_basestring(LIBRARY)
 _MAX_DEPTH = 32
 # Distinct result orders remembered for the dedup key (a handful per flag config in practice).
 _ORDERS_CAPACITY = 1024
+# Distinct results remembered (a few per flag config when targeting is coarse; when nearly every
+# user gets a result of their own, a miss only costs building one more small object).
+_RESULTS_CAPACITY = 1024
 
+#: (flag keys sorted, getter putting variant keys in that order or None, the flag keys as first seen)
+_Order = Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]], Tuple[str, ...]]
 #: One entry of an event property or user property map: (name, value).
 Entry = Tuple[str, str]
 
@@ -88,13 +95,49 @@ def _valid_utf8(text: str) -> str:
     return text
 
 
+class Result:
+    """One distinct (flag keys, variant keys) result, shared by every queued event that has it.
+
+    Made on the request thread from tuples it builds anyway; the sending thread fills in the
+    flags' part of the insert_id hash once, and the JSON of the event's properties once for
+    the first outcomes seen with this result (``outcomes``): later events with those same
+    outcome objects share the text. (The same variant keys may come from other rules, so an
+    event carries its own outcomes tuple too.)
+    """
+
+    __slots__ = ("flag_keys", "variant_keys", "outcomes", "dedup_hash", "json", "flags_hash", "flags_power")
+
+    def __init__(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...], dedup_hash: int) -> None:
+        self.flag_keys = flag_keys
+        self.variant_keys = variant_keys
+        #: the first outcomes queued with this result (set once, by the request thread)
+        self.outcomes: Tuple[Outcome, ...] = ()
+        #: hash of the result in sorted flag order: equal for equal (flag, variant) sets
+        self.dedup_hash = dedup_hash
+        #: ``"event_properties":{...},"user_properties":{...}`` for ``outcomes`` (sending thread)
+        self.json: Optional[str] = None
+        #: the flags' part of the insert_id hash; power 0 until computed (sending thread)
+        self.flags_hash = 0
+        self.flags_power = 0
+
+
+#: A queued assignment: ``(writer, user_id, device_id, time in epoch ms, result, outcomes, user fields
+#: or None)``. A plain tuple (~4x cheaper to make than an object); the sender asks ``item[0]`` to
+#: write it. ``outcomes`` (one per flag, shared with the flag snapshot) is ``result.outcomes``
+#: itself whenever the objects are the same.
+QueuedAssignment = Tuple["EventWriter", Optional[str], Optional[str], int, Result, Tuple[Outcome, ...],
+                         Optional[Dict[str, Any]]]
+
+
+
 class EventWriter:
-    """Writes assignment events as JSON text, from fragments remembered per flag outcome.
+    """Writes queued assignments as JSON text, from fragments remembered per flag outcome.
 
     An event's properties depend only on each flag's compiled outcome, so each (flag, outcome)
-    is written once as JSON and every later event joins the fragments: several times cheaper
-    than building dicts and encoding them. The memo holds the outcomes it describes, so an
-    ``id()`` in a key always refers to the same live object.
+    is written once as JSON and an event joins its flags' fragments with C-level ``map`` and
+    ``join`` (no Python loop per flag), or reuses its result's text when its outcomes are the
+    result's. The memo holds the outcomes it describes, so an ``id()`` key always refers to the
+    same live object; each fragment records its flag key, checked against the event's.
 
     Not thread-safe: one writer serves one sending thread.
 
@@ -106,102 +149,86 @@ class EventWriter:
     def __init__(self, capacity: int = 16384, prefix: str = "[Experiment] ") -> None:
         self.hasher = AssignmentHasher()
         self.prefix = prefix
-        # (flag key, variant key, id(outcome)) -> (outcome, event properties, $set entry, $unset entry)
-        self._fragments: Dict[Tuple[str, str, int], Tuple[Any, str, Optional[str], Optional[str]]] = {}
+        # id(outcome) -> (outcome, flag key, event properties, $set entry, $unset entry); "" for none
+        self._fragments: Dict[int, Tuple[Any, str, str, str, str]] = {}
         self._capacity = capacity
 
-    def _fragment(self, flag_key: str, variant_key: str,
-                  outcome: Outcome) -> Tuple[Any, str, Optional[str], Optional[str]]:
-        key = (flag_key, variant_key, id(outcome))
-        found = self._fragments.get(key)
-        if found is None:
+    def _fragment(self, flag_key: str, outcome: Outcome) -> Tuple[Any, str, str, str, str]:
+        if len(self._fragments) >= self._capacity:
+            self._fragments.clear()
+        variant_key = outcome.key
+        if variant_key is None:
+            found: Tuple[Any, str, str, str, str] = (outcome, flag_key, "", "", "")
+        else:
             properties, set_entry, unset_entry = flag_entries(flag_key, variant_key, outcome.metadata, self.prefix)
-            found = (outcome,
+            found = (outcome, flag_key,
                      ",".join(f"{_json(name)}:{_json(value)}" for name, value in properties),
-                     None if set_entry is None else f"{_json(set_entry[0])}:{_json(set_entry[1])}",
-                     None if unset_entry is None else f"{_json(unset_entry[0])}:{_json(unset_entry[1])}")
-            if len(self._fragments) >= self._capacity:
-                self._fragments.clear()
-            self._fragments[key] = found
+                     "" if set_entry is None else f"{_json(set_entry[0])}:{_json(set_entry[1])}",
+                     "" if unset_entry is None else f"{_json(unset_entry[0])}:{_json(unset_entry[1])}")
+        self._fragments[id(outcome)] = found
         return found
 
-    def insert_id(self, assignment: "Assignment") -> str:
-        return self.hasher.insert_id(assignment.user_id, assignment.device_id, assignment.flag_keys,
-                                     assignment.variant_keys, assignment.time)
+    def _properties(self, flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...]) -> str:
+        """``"event_properties":{...},"user_properties":{...}`` of one event."""
+        fragments = list(map(self._fragments.get, map(id, outcomes)))
+        if None in fragments:
+            fragments = [self._fragment(flag_key, outcome) for flag_key, outcome in zip(flag_keys, outcomes)]
+        # columns: outcomes, flag keys, event properties, $set entries, $unset entries
+        columns = tuple(zip(*fragments))
+        if columns[1] != flag_keys:  # an outcome shared by two flags: write this event's own
+            columns = tuple(zip(*[self._fragment(flag_key, outcome) for flag_key, outcome in zip(flag_keys, outcomes)]))
+        return (f'"event_properties":{{{",".join(filter(None, columns[2]))}}},'
+                f'"user_properties":{{"$set":{{{",".join(filter(None, columns[3]))}}},'
+                f'"$unset":{{{",".join(filter(None, columns[4]))}}}}}')
 
-    def to_json(self, assignment: "Assignment") -> Tuple[str, str]:
-        """(insert_id, the event as JSON text); decodes to exactly ``assignment.build()``."""
-        insert_id = self.insert_id(assignment)
-        if assignment.user_fields is not None:
-            return insert_id, _valid_utf8(encode_event(assignment.event(insert_id)))
-        properties: List[str] = []
-        set_entries: List[str] = []
-        unset_entries: List[str] = []
-        for flag_key, variant_key, outcome in zip(assignment.flag_keys, assignment.variant_keys,
-                                                  assignment.outcomes):
-            if variant_key is None:
-                continue
-            _, flag_properties, set_entry, unset_entry = self._fragment(flag_key, variant_key, outcome)
-            properties.append(flag_properties)
-            if set_entry is not None:
-                set_entries.append(set_entry)
-            elif unset_entry is not None:
-                unset_entries.append(unset_entry)
+    def insert_id(self, item: QueuedAssignment) -> str:
+        """The insert_id of a queued assignment (design.md §5)."""
+        user_id, device_id, time_millis, result = item[1], item[2], item[3], item[4]
+        if not result.flags_power:
+            result.flags_hash, result.flags_power = self.hasher.flags_part(result.flag_keys, result.variant_keys)
+        ids = f"{user_id.strip() if user_id else 'None'} {device_id.strip() if device_id else 'None'} "
+        h = (java_string_hash(ids) * result.flags_power + result.flags_hash) & _MASK32
+        return f"{user_id} {device_id} {h} {time_millis // DAY_MILLIS}"
+
+    def to_json(self, item: QueuedAssignment) -> Tuple[str, str]:
+        """(insert_id, the event as JSON text); decodes to exactly ``build(item)``."""
+        _, user_id, device_id, time_millis, result, outcomes, fields = item
+        if outcomes is result.outcomes:
+            properties = result.json
+            if properties is None:
+                properties = result.json = self._properties(result.flag_keys, outcomes)
+        else:
+            properties = self._properties(result.flag_keys, outcomes)
+        if not result.flags_power:
+            result.flags_hash, result.flags_power = self.hasher.flags_part(result.flag_keys, result.variant_keys)
+        # The insert_id (design.md §5), as in :meth:`insert_id`, inlined: this runs once per event.
+        h = java_string_hash(f"{user_id.strip() if user_id else 'None'} {device_id.strip() if device_id else 'None'} ")
+        insert_id = f"{user_id} {device_id} {(h * result.flags_power + result.flags_hash) & _MASK32} " \
+                    f"{time_millis // DAY_MILLIS}"
+        if fields is not None:
+            return insert_id, _valid_utf8(encode_event(self.event(item, insert_id)))
         ids = ""
-        if assignment.user_id is not None:
-            ids += f',"user_id":{_json(assignment.user_id)}'
-        if assignment.device_id is not None:
-            ids += f',"device_id":{_json(assignment.device_id)}'
-        return insert_id, _valid_utf8(
-            f'{{"event_type":"{ASSIGNMENT_EVENT_TYPE}"{ids},"event_properties":{{{",".join(properties)}}},'
-            f'"user_properties":{{"$set":{{{",".join(set_entries)}}},"$unset":{{{",".join(unset_entries)}}}}},'
-            f'"insert_id":{_json(insert_id)},"library":{_LIBRARY_JSON},"time":{assignment.time:d}}}'
-        )
+        if user_id is not None:
+            ids += f',"user_id":{encode_basestring(user_id)}'
+        if device_id is not None:
+            ids += f',"device_id":{encode_basestring(device_id)}'
+        text = (f'{{"event_type":"{ASSIGNMENT_EVENT_TYPE}"{ids},{properties},"insert_id":'
+                f'{encode_basestring(insert_id)},"library":{_LIBRARY_JSON},"time":{time_millis:d}}}')
+        return insert_id, text if text.isascii() else _valid_utf8(text)
 
-
-class Assignment:
-    """What one tracked evaluation needs to become an event (immutable once queued).
-
-    The request thread hands over tuples it already built for the dedup key (flag keys and
-    variant keys) plus the immutable compiled outcomes the variants were made from (shared with
-    the flag snapshot, so a queued event costs a few pointers per flag, not copies); the
-    metadata is read from those outcomes here, on the sending thread.
-    """
-
-    __slots__ = ("user_id", "device_id", "time", "flag_keys", "variant_keys", "outcomes", "user_fields", "writer")
-
-    def __init__(self, user_id: Optional[str], device_id: Optional[str], time_millis: int,
-                 flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...],
-                 outcomes: Tuple[Outcome, ...], user_fields: Optional[Dict[str, Any]],
-                 writer: EventWriter) -> None:
-        self.user_id = user_id
-        self.device_id = device_id
-        self.time = time_millis
-        self.flag_keys = flag_keys
-        self.variant_keys = variant_keys
-        self.outcomes = outcomes
-        self.user_fields = user_fields
-        self.writer = writer
-
-    @property
-    def insert_id(self) -> str:
-        return self.writer.insert_id(self)
-
-    def to_json(self) -> Tuple[str, str]:
-        """(insert_id, the event as JSON text): what the sender posts."""
-        return self.writer.to_json(self)
-
-    def build(self) -> Dict[str, Any]:
+    def build(self, item: QueuedAssignment) -> Dict[str, Any]:
         """The event as sent to Amplitude (design.md §5)."""
-        return self.event(self.insert_id)
+        return self.event(item, self.insert_id(item))
 
-    def event(self, insert_id: str) -> Dict[str, Any]:
+    def event(self, item: QueuedAssignment, insert_id: str) -> Dict[str, Any]:
         """The event dict, with its insert_id already computed."""
+        _, user_id, device_id, time_millis, result, outcomes, user_fields = item
         event_properties: Dict[str, Any] = {}
         set_properties: Dict[str, Any] = {}
         unset_properties: Dict[str, Any] = {}
-        prefix = self.writer.prefix
-        for flag_key, variant_key, outcome in zip(self.flag_keys, self.variant_keys, self.outcomes):
+        prefix = self.prefix
+        for flag_key, outcome in zip(result.flag_keys, outcomes):
+            variant_key = outcome.key
             if variant_key is None:
                 continue
             properties, set_entry, unset_entry = flag_entries(flag_key, variant_key, outcome.metadata, prefix)
@@ -211,21 +238,21 @@ class Assignment:
             elif unset_entry is not None:
                 unset_properties[unset_entry[0]] = unset_entry[1]
         event: Dict[str, Any] = {"event_type": ASSIGNMENT_EVENT_TYPE}
-        if self.user_id is not None:
-            event["user_id"] = self.user_id
-        if self.device_id is not None:
-            event["device_id"] = self.device_id
+        if user_id is not None:
+            event["user_id"] = user_id
+        if device_id is not None:
+            event["device_id"] = device_id
         event["event_properties"] = event_properties
         user_properties: Dict[str, Any] = {"$set": set_properties, "$unset": unset_properties}
-        if self.user_fields is not None:
-            fields = dict(self.user_fields)
+        if user_fields is not None:
+            fields = dict(user_fields)
             # The evaluated user properties go beside the operations, as the official SDK sends them.
             user_properties.update(json_safe(fields.pop("user_properties", None) or {}))
             event.update(json_safe(fields))
         event["user_properties"] = user_properties
         event["insert_id"] = insert_id
         event["library"] = LIBRARY
-        event["time"] = self.time
+        event["time"] = time_millis
         return event
 
 
@@ -290,10 +317,14 @@ class AssignmentTracker:
         self.sender = sender
         self._seen = SeenKeys(cache_capacity)
         self._send_evaluated_props = send_evaluated_props
-        self._time: Callable[[], float] = clock.time
+        # time.time itself for the real clock: one call less on the request path
+        self._time: Callable[[], float] = time.time if type(clock) is Clock else clock.time
         self._writer = EventWriter(prefix=_PREFIXES[event_property_names])
-        # flag keys in result order -> (the same keys sorted, a getter putting variant keys in that order)
-        self._orders: Dict[Tuple[str, ...], Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]]]] = {}
+        # flag keys in result order -> (the same keys sorted, a getter putting variant keys in that order,
+        # the first tuple of these keys)
+        self._orders: Dict[Tuple[str, ...], _Order] = {}
+        # (flag keys, variant keys) in result order -> the latest Result with them
+        self._results: Dict[Tuple[Tuple[str, ...], Tuple[Optional[str], ...]], Result] = {}
         self.__init_counters()
 
     def __init_counters(self) -> None:
@@ -301,23 +332,50 @@ class AssignmentTracker:
         self.deduplicated = Counter()
         self.skipped = ReasonCounters()
 
-    def _sorted_order(self, flag_keys: Tuple[str, ...]) -> Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]]]:
-        """The result's flag keys sorted, and how to reorder its variant keys alike (None: already sorted)."""
+    def _sorted_order(self, flag_keys: Tuple[str, ...]) -> "_Order":
+        """The result's flag keys sorted, how to reorder its variant keys alike (None: already sorted),
+        and ``flag_keys`` itself (kept, so results with these keys share one tuple)."""
         positions = sorted(range(len(flag_keys)), key=flag_keys.__getitem__)
         if positions == list(range(len(flag_keys))):
-            order: Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]]] = (flag_keys, None)
+            order: _Order = (flag_keys, None, flag_keys)
         else:
-            order = (tuple(flag_keys[i] for i in positions), operator.itemgetter(*positions))
+            order = (tuple(flag_keys[i] for i in positions), operator.itemgetter(*positions), flag_keys)
         if len(self._orders) >= _ORDERS_CAPACITY:
             self._orders.clear()
         self._orders[flag_keys] = order
         return order
 
+    def _new_result(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...]) -> Result:
+        """A result not seen lately."""
+        order = self._orders.get(flag_keys) or self._sorted_order(flag_keys)
+        dedup_hash = hash((order[0], variant_keys if order[1] is None else order[1](variant_keys)))
+        # order[2]: the first tuple of these flag keys, shared by every result that has them
+        result = Result(order[2], variant_keys, dedup_hash)
+        if len(self._results) >= _RESULTS_CAPACITY:
+            self._results.clear()
+        self._results[(flag_keys, variant_keys)] = result
+        return result
+
+    @staticmethod
+    def _outcomes(result: Result, results: Dict[str, Variant]) -> Tuple[Outcome, ...]:
+        """The compiled outcomes the variants came from (``result.outcomes`` itself when the same)."""
+        values = results.values()
+        outcomes = tuple(map(_outcome_of, values))
+        if None in outcomes:  # variants evaluation did not make: their fields are copied now
+            return tuple(o if o is not None else _outcome_from(v) for o, v in zip(outcomes, values))
+        known = result.outcomes
+        if not known:
+            result.outcomes = outcomes
+        elif all(map(operator.is_, outcomes, known)):
+            return known
+        return outcomes
+
     def track(self, user: Any, results: Dict[str, Variant]) -> None:
         """Queue an assignment event for this evaluation unless one was already sent today.
 
         Called on the request path and written for speed: a dedup hit costs two attribute
-        reads, a clock read, tuples built in C, one hash and two set lookups. No I/O, never blocks.
+        reads, a clock read, two tuples built in C, one dict lookup, one hash and two set
+        lookups; a miss adds a tuple of outcomes and queues a tuple. No I/O, never blocks.
         """
         if not results:
             self.skipped.add("empty_result")
@@ -336,22 +394,18 @@ class AssignmentTracker:
         day = now // DAY_SECONDS
         flag_keys = tuple(results)
         variant_keys = tuple(map(_variant_key, results.values()))
-        order = self._orders.get(flag_keys) or self._sorted_order(flag_keys)
+        result = self._results.get((flag_keys, variant_keys)) or self._new_result(flag_keys, variant_keys)
         # The key does not depend on the order of the results (the insert_id sorts flags too),
         # and ids are compared trimmed, as the insert_id hash sees them.
         key = hash((user_id.strip() if user_id else user_id, device_id.strip() if device_id else device_id, day,
-                    order[0], variant_keys if order[1] is None else order[1](variant_keys))) & KEY_MASK
+                    result.dedup_hash)) & KEY_MASK
         seen = self._seen
         if key in seen.current or key in seen.previous or not seen.first_time(key, day):
             self.deduplicated.increment()
             return
         self.tracked.increment()
-        outcomes = tuple(map(_outcome_of, results.values()))
-        if None in outcomes:
-            outcomes = tuple(o if o is not None else _outcome_from(v) for o, v in zip(outcomes, results.values()))
-        fields = evaluated_user_fields(user) if self._send_evaluated_props else None
-        self.sender.enqueue(Assignment(user_id, device_id, int(now * 1000), flag_keys, variant_keys, outcomes,
-                                       fields, self._writer))
+        self.sender.enqueue((self._writer, user_id, device_id, int(now * 1000), result, self._outcomes(result, results),
+                             evaluated_user_fields(user) if self._send_evaluated_props else None))
 
     def reinit_after_fork(self, sender: EventSender) -> None:
         """Use a fresh sender and lock in a forked child; dedup memory is kept, counters restart."""

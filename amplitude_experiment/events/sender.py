@@ -23,6 +23,16 @@ dropped (reason ``"claimed_elsewhere"``, no callback, like a duplicate); claims 
 end undelivered (``max_retries``, ``shutdown``, ``unconfirmed``) are released so another process
 may send them. Events Amplitude rejected (400, 413, quota) keep their claims.
 
+Above the sustainable rate (events made faster than the endpoint takes them, or the endpoint
+down) the queue is bounded by ``max_queue_size`` (``AssignmentConfig.max_queue_size``, default
+200,000): beyond it new events are dropped, counted as ``dropped["queue_full"]`` in ``stats()``
+and reported in a rate-limited warning, so memory stays bounded instead of growing. A queued
+assignment is a tuple of its ids and references to the shared flag outcomes: measured with
+``tracemalloc``, ~370 bytes with one flag and ~650 with ten (ids of ~25 characters, dedup entry
+included), i.e. a full default queue holds ~75-130 MB; the batch in flight adds its JSON (at
+most 1 MB on ``/2/httpapi``). Under a backlog, requests grow to Amplitude's limits
+(2,000 events, 1 MB) so that one request moves as much as it can.
+
 Resending is safe because every event carries its ``insert_id``. Every event ends either sent
 or dropped with a reason; both are counted, drops are logged, and the optional callback hears
 about each one. All waiting goes through an injectable :class:`~amplitude_experiment._clock.Clock`.
@@ -38,7 +48,6 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Sequenc
 
 import requests
 import urllib3
-from cachetools import LRUCache
 
 from .._backoff import Backoff
 from .._clock import SYSTEM_CLOCK, Clock
@@ -68,14 +77,28 @@ _DAY_SECONDS = 86_400
 _RELEASED_ON = frozenset({"max_retries", "shutdown", "unconfirmed"})
 
 
-class PendingEvent(Protocol):
+class EventObject(Protocol):
     """Something queued that becomes an event dict when its batch is sent.
 
-    It may also offer ``to_json() -> (insert_id, JSON text)``, a faster way to the same event
-    (assignment events use it); otherwise ``build()`` is encoded with :func:`encode_event`.
+    It may also offer ``to_json() -> (insert_id, JSON text)``, a faster way to the same event;
+    otherwise ``build()`` is encoded with :func:`encode_event`.
     """
 
     def build(self) -> Dict[str, Any]: ...
+
+
+class EventKind(Protocol):
+    """Writes queued tuples whose first item is this object (see :data:`PendingEvent`)."""
+
+    def build(self, item: Any) -> Dict[str, Any]: ...
+
+    def to_json(self, item: Any) -> Tuple[Optional[str], str]: ...
+
+
+#: What producers queue: an :class:`EventObject`, or (cheaper to make on the request path) a
+#: tuple ``(kind, *fields)`` whose ``kind`` (an :class:`EventKind`) writes it on the sending thread.
+PendingEvent = Any
+
 
 
 # One event ready to send: its insert_id (None if it has none) and its JSON as UTF-8.
@@ -87,6 +110,28 @@ _Ready = Tuple[Optional[str], bytes]
 encode_event: Callable[[Any], str] = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str
 ).encode
+
+
+def pending_json(item: PendingEvent) -> Tuple[Optional[str], str]:
+    """(insert_id, JSON text) of a queued event: exactly what the sender posts for it."""
+    if type(item) is tuple:
+        kind: EventKind = item[0]
+        return kind.to_json(item)
+    to_json = getattr(item, "to_json", None)
+    if to_json is not None:
+        insert_id, text = to_json()
+        return insert_id, text
+    event = item.build()
+    return event.get("insert_id"), encode_event(event)
+
+
+def pending_build(item: PendingEvent) -> Dict[str, Any]:
+    """The event dict of a queued event (what the callback hears about)."""
+    if type(item) is tuple:
+        kind: EventKind = item[0]
+        return kind.build(item)
+    event: Dict[str, Any] = item.build()
+    return event
 
 
 def _utf8(text: str) -> bytes:
@@ -170,8 +215,9 @@ class EventSender:
     __slots__ = (
         "_session", "url", "destination", "max_payload_bytes", "batch_size", "flush_interval", "max_retries",
         "max_queue_size", "min_id_length", "_body_prefix", "_callback", "_timeout", "_name", "_clock", "_log",
-        "backoff", "_queue", "_wake", "_stopping", "_abort", "_idle", "_flush_requested", "_in_flight",
-        "_deadline", "_stop_timeout", "_cycle_seconds", "_thread", "_sent_ids", "enqueued", "sent", "retried",
+        "backoff", "_queue", "_wake", "_stopping", "_accepting", "_abort", "_idle", "_flush_requested", "_in_flight",
+        "_deadline", "_stop_timeout", "_cycle_seconds", "_thread", "_sent_now", "_sent_before", "_sent_generation",
+        "enqueued", "sent", "retried",
         "duplicates", "dropped", "_warn_lock", "_abandon_lock", "_last_unqueued_warning", "_warned_unqueued",
         "_last_warning", "_suppressed", "_errors_logged", "_claims",
     )
@@ -219,6 +265,7 @@ class EventSender:
         self._queue: Deque[PendingEvent] = collections.deque()
         self._wake = threading.Event()  # a batch is due, a flush was asked for, or stop()
         self._stopping = threading.Event()
+        self._accepting = True  # False from stop() until start(): read by enqueue without a call
         self._abort = threading.Event()  # stop() gave up waiting: end every wait now
         self._idle = threading.Condition()
         self._flush_requested = 0
@@ -227,7 +274,11 @@ class EventSender:
         self._stop_timeout: Optional[float] = None
         self._cycle_seconds = 0.0  # how long the last batch took (build + post), for stop()
         self._thread: Optional[threading.Thread] = None
-        self._sent_ids: "LRUCache[str, bool]" = LRUCache(maxsize=dedup_capacity)
+        # insert_ids sent lately, in two generations (like ``dedup.SeenKeys``): the newest
+        # ``dedup_capacity // 2`` to ``dedup_capacity`` are remembered, for a set lookup each.
+        self._sent_now: Set[str] = set()
+        self._sent_before: Set[str] = set()
+        self._sent_generation = max(1, dedup_capacity // 2)
 
         self.enqueued = Counter()
         self.sent = Counter()
@@ -247,7 +298,7 @@ class EventSender:
     def enqueue(self, item: PendingEvent) -> bool:
         """Queue an event for delivery; False (and counted) if the queue is full or stopped."""
         queue = self._queue
-        if self._stopping.is_set():
+        if not self._accepting:
             self._drop_unqueued("stopped")
             return False
         if len(queue) >= self.max_queue_size:
@@ -307,6 +358,7 @@ class EventSender:
         if self.running:
             return
         self._stopping.clear()
+        self._accepting = True
         self._abort.clear()
         self._deadline = None
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -342,6 +394,7 @@ class EventSender:
             timeout = max(0.0, timeout)
         self._stop_timeout = timeout
         self._deadline = None if timeout is None else self._clock.monotonic() + timeout
+        self._accepting = False
         self._stopping.set()
         self._wake.set()
         thread = self._thread
@@ -379,7 +432,7 @@ class EventSender:
                                   len(items) - index)
                 return
             try:
-                event = item.build()
+                event = pending_build(item)
             except Exception:  # noqa: BLE001 - an unbuildable event has no dict to report
                 continue
             self._call_back(event, 0, message)
@@ -447,26 +500,45 @@ class EventSender:
                 events = self._build(items)
                 if events and self._claims is not None:
                     events = self._claim(events)
-                if events:
-                    self._deliver(events)
+                for chunk in self._chunks(events):
+                    self._deliver(chunk)
             finally:
                 with self._idle:
                     self._in_flight = 0
                     self._idle.notify_all()
             self._cycle_seconds = clock.monotonic() - began
 
+    def _chunks(self, events: List[_Ready]) -> List[List[_Ready]]:
+        """``events`` cut into requests within Amplitude's byte limit, in order (no 413 round trip,
+        no body encoded twice); an event too large on its own goes alone (and is dropped as such)."""
+        room = self.max_payload_bytes - len(self._body_prefix) - 2
+        total = sum(map(len, [data for _, data in events])) + len(events)
+        if total <= room:
+            return [events] if events else []
+        chunks: List[List[_Ready]] = []
+        chunk: List[_Ready] = []
+        size = 0
+        for event in events:
+            grows = len(event[1]) + 1
+            if chunk and size + grows > room:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(event)
+            size += grows
+        if chunk:
+            chunks.append(chunk)
+        return chunks
+
     def _build(self, items: Sequence[PendingEvent]) -> List[_Ready]:
         """Each item as (insert_id, JSON bytes); one that cannot be built or encoded is dropped."""
         ready: List[_Ready] = []
         for item in items:
             try:
-                to_json = getattr(item, "to_json", None)
-                if to_json is not None:
-                    insert_id, text = to_json()
+                if type(item) is tuple:
+                    insert_id, text = item[0].to_json(item)
                 else:
-                    event = item.build()
-                    insert_id, text = event.get("insert_id"), encode_event(event)
-                data = _utf8(text)
+                    insert_id, text = pending_json(item)
+                data = text.encode() if text.isascii() else _utf8(text)
             except Exception as exc:  # noqa: BLE001 - one bad event must not cost the batch
                 self._warn("build_error", "Dropped an event that cannot be sent as JSON (%s: %s)",
                            type(exc).__name__, exc)
@@ -475,11 +547,13 @@ class EventSender:
                 self._tell_unbuildable(item, exc)
                 continue
             if insert_id is not None:
-                if insert_id in self._sent_ids:
+                if insert_id in self._sent_now or insert_id in self._sent_before:
                     self.duplicates.increment()
                     self._settle(1)
                     continue
-                self._sent_ids[insert_id] = True
+                self._sent_now.add(insert_id)
+                if len(self._sent_now) >= self._sent_generation:
+                    self._sent_before, self._sent_now = self._sent_now, set()
             ready.append((insert_id, data))
         return ready
 
@@ -522,7 +596,7 @@ class EventSender:
         if self._callback is None:
             return
         try:
-            event = item.build()
+            event = pending_build(item)
         except Exception:  # noqa: BLE001 - already logged
             return
         self._call_back(event, 0, f"event could not be encoded: {error.__class__.__name__}: {error}")

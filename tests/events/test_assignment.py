@@ -11,10 +11,11 @@ from typing import Any, Dict, List
 import pytest
 
 from amplitude_experiment import AssignmentConfig, User, Variant
-from amplitude_experiment.events.assignment import AssignmentTracker, json_safe
+from amplitude_experiment.events.assignment import AssignmentTracker, Result, json_safe
 from amplitude_experiment.events.dedup import SeenKeys
 from amplitude_experiment.events.exposure import ExposureTracker
 from amplitude_experiment.events.insert_id import assignment_canonical, java_string_hash
+from amplitude_experiment.events.sender import pending_build, pending_json
 from amplitude_experiment.exceptions import ConfigurationError
 from amplitude_experiment.testing import ManualClock
 from amplitude_experiment.version import LIBRARY
@@ -36,9 +37,8 @@ class FakeSender:
         (Compared as JSON carries them: a lone surrogate goes out as a ``\\u`` escape, and two
         adjacent ones read back as the character they encode.)
         """
-        built = [item.build() for item in self.items]
-        posted = [item.to_json() if hasattr(item, "to_json") else (event["insert_id"], json.dumps(event))
-                  for item, event in zip(self.items, built)]
+        built = [pending_build(item) for item in self.items]
+        posted = [pending_json(item) for item in self.items]
         for _, text in posted:
             text.encode("utf-8")  # what the sender posts is valid UTF-8
         assert [json.loads(text) for _, text in posted] == [json.loads(json.dumps(event)) for event in built]
@@ -355,10 +355,11 @@ def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> 
         t.track(User(user_id=user_id), evaluate(flags, User(user_id=user_id)))
     first, second = t.sender.items  # type: ignore[attr-defined]
     reachable = list(gc.get_referents(first))
+    reachable += [inner for outer in reachable if isinstance(outer, Result) for inner in gc.get_referents(outer)]
     reachable += [inner for outer in reachable if isinstance(outer, tuple) for inner in outer]
     assert not any(isinstance(obj, Variant) for obj in reachable)
-    # the same compiled outcomes (shared with the flags), not copies made per event
-    assert len(first.outcomes) == 3 and all(a is b for a, b in zip(first.outcomes, second.outcomes))
+    # one shared result holding the compiled outcomes (shared with the flags), not copies made per event
+    assert first[4] is second[4] and len(first[4].outcomes) == 3
 
 
 def test_java_string_hash_works_under_the_lowest_int_digit_limit() -> None:
@@ -470,7 +471,7 @@ def test_evaluated_properties_json_cannot_represent_are_sent_as_text() -> None:
     while isinstance(node, list):
         node, depth = node[0], depth + 1
     assert depth == 31 and isinstance(node, str)  # 32 levels kept (the properties dict is the first)
-    _, text = t.sender.items[0].to_json()  # type: ignore[attr-defined]
+    _, text = pending_json(t.sender.items[0])  # type: ignore[attr-defined]
     assert '"lone":"a\\ud800b"' in text  # escaped: the posted body stays valid UTF-8
 
 
@@ -478,3 +479,30 @@ def test_json_safe_keeps_plain_json_as_is() -> None:
     value = {"a": [1, "x", {"b": None, "c": True}], "d": 1.5}
     assert json_safe(value) == value and json_safe(value) is not value
     assert json_safe("text") == "text"
+
+
+def test_same_variants_from_another_rule_keep_their_own_details() -> None:
+    """design.md §5: ``.details`` names the rule (segment) that gave each variant. Events share the
+    written text of a result only when they came from the very same compiled outcomes."""
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+
+    flags = compile_flags([{
+        "key": "f", "variants": {"on": {"key": "on"}},
+        "segments": [
+            {"conditions": [[{"selector": ["context", "user", "user_id"], "op": "is", "values": ["user-1"]}]],
+             "variant": "on", "metadata": {"segmentName": "Staff"}},
+            {"variant": "on", "metadata": {"segmentName": "All Other Users"}},
+        ],
+        "metadata": {"flagVersion": 2, "flagType": "release"},
+    }])
+    t = tracker()
+    for user_id in ("user-2", "user-1", "user-3"):
+        user = User(user_id=user_id)
+        t.track(user, evaluate(flags, user))
+    events = t.sender.events()  # type: ignore[attr-defined]
+    assert [e["event_properties"]["[Experiment] f.details"] for e in events] == [
+        "v2 rule:All Other Users", "v2 rule:Staff", "v2 rule:All Other Users"]
+    assert all(e["user_properties"] == {"$set": {"[Experiment] f": "on"}, "$unset": {}} for e in events)
+    first, staff, third = t.sender.items  # type: ignore[attr-defined]
+    assert first[4] is staff[4] is third[4]  # one (flag keys, variant keys) result ...
+    assert third[5] is first[5] and staff[5] is not first[5]  # ... with each event's own outcomes

@@ -110,7 +110,8 @@ def test_payloads_over_the_byte_limit_are_split_before_sending(server: Amplitude
     sender.enqueue(Item(99, size=5_000))
     sender.start()
     sender.stop(5)
-    assert batch_sizes(server.requests("events")) == [2, 2, 2, 2]  # halves until each fits
+    # filled in order up to the byte limit (3 of ~480 bytes fit in 2,000), the lone giant dropped
+    assert batch_sizes(server.requests("events")) == [3, 3, 2]
     assert all(len(r.body) <= 2_000 for r in server.requests("events"))
     assert sender.stats()["dropped"] == {"too_large": 1}
     assert sender.stats()["sent"] == 8
@@ -264,6 +265,19 @@ def test_an_insert_id_is_never_sent_twice(server: AmplitudeStandIn, session: req
     sender.stop(5)
     assert sorted(ids(server)) == sorted(f"id-{n}" for n in range(10))
     assert sender.stats()["duplicates"] == 5
+
+
+def test_sent_insert_ids_are_remembered_up_to_the_dedup_capacity(server: AmplitudeStandIn,
+                                                                  session: requests.Session) -> None:
+    # The newest dedup_capacity // 2 to dedup_capacity - 1 insert_ids are remembered (two generations of
+    # 2 here): after id-0..id-5, id-4 and id-5 are known (not sent again); id-3 and id-0 are not.
+    sender = make_sender(session, server.events_url, dedup_capacity=4, flush_queue_size=100)
+    for n in [0, 1, 2, 3, 4, 5, 4, 5, 3, 0]:
+        sender.enqueue(Item(n))
+    sender.start()
+    sender.stop(5)
+    assert ids(server) == [f"id-{n}" for n in [0, 1, 2, 3, 4, 5, 3, 0]]
+    assert sender.stats()["duplicates"] == 2
 
 
 def test_a_raising_callback_does_not_stop_delivery(server: AmplitudeStandIn, session: requests.Session) -> None:
