@@ -94,7 +94,9 @@ def test_incremental_refresh_uses_last_modified(server: AmplitudeStandIn) -> Non
         clock.advance(FLAG_POLL_SECONDS)
         assert keys(client, User(user_id="user-new"))["vip"] == "off"  # a flag poll is not a cohort refresh
         clock.advance(60 - FLAG_POLL_SECONDS)
-        assert wait_for(lambda: keys(client, User(user_id="user-new"))["vip"] == "on")
+        # The four cohorts download in parallel: wait until all were asked for and the change is in.
+        assert wait_for(lambda: len(server.requests("cohort")) - before == 4
+                        and keys(client, User(user_id="user-new"))["vip"] == "on")
         assert keys(client, User(user_id="user-vip"))["vip"] == "off"  # no longer a member
         refresh = server.requests("cohort")[before:]
         assert sorted(r.path for r in refresh) == ["/sdk/v1/cohort/cohort-beta", "/sdk/v1/cohort/cohort-big-orgs",
