@@ -27,7 +27,7 @@ PREAMBLE = (ROOT / "tests" / "readme_preamble.py").read_text(encoding="utf-8")
 SETUP_COMMANDS = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python examples/demo.py",
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' -r requirements-examples.txt && "
-    ".venv/bin/python -m pytest",
+    ".venv/bin/python -m pytest -n 4",
 }
 
 

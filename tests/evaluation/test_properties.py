@@ -74,7 +74,7 @@ users = st.builds(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(garbage, max_size=5), users, st.one_of(st.none(), st.lists(st.sampled_from(["f0", "f1", "x"]))))
 def test_compile_and_evaluate_never_raise(raw: Any, user: User, flag_keys: Any) -> None:
     compiled = compile_flags(raw)
