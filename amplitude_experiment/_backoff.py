@@ -1,4 +1,5 @@
-"""A retry/backoff policy as an immutable value, shared by the flag poller and the event sender."""
+"""A backoff policy as an immutable value, shared by every worker that retries (flags, stream,
+cohorts, events, remote evaluation, the Redis link)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,16 @@ class Backoff:
     Args:
         base: the first step, in seconds.
         cap: the largest step, in seconds.
-        max_attempts: how many attempts a caller should make in all (``None``: unbounded).
         random_fn: returns a float in [0, 1); injectable for tests.
     """
 
-    __slots__ = ("base", "cap", "max_attempts", "_random")
+    __slots__ = ("base", "cap", "_random")
 
-    def __init__(self, base: float, cap: float, max_attempts: Optional[int] = None,
-                 random_fn: Callable[[], float] = random.random) -> None:
+    def __init__(self, base: float, cap: float, random_fn: Callable[[], float] = random.random) -> None:
         if base <= 0 or cap < base:
             raise ValueError("Backoff needs 0 < base <= cap")
         self.base = base
         self.cap = cap
-        self.max_attempts = max_attempts
         self._random = random_fn
 
     def step(self, failures: int) -> float:
@@ -48,9 +46,5 @@ class Backoff:
             wait = min(retry_after, self.cap)
         return wait
 
-    def exhausted(self, attempts: int) -> bool:
-        """Whether ``attempts`` attempts use up the budget."""
-        return self.max_attempts is not None and attempts >= self.max_attempts
-
     def __repr__(self) -> str:
-        return f"Backoff(base={self.base}, cap={self.cap}, max_attempts={self.max_attempts})"
+        return f"Backoff(base={self.base}, cap={self.cap})"
