@@ -56,7 +56,7 @@ class RedisFleet:
         client: an existing ``redis.Redis`` to use instead of ``url`` (not closed by :meth:`close`).
     """
 
-    def __init__(self, url: str, prefix: str = "amplitude", *, fetch: bool = True, lease_millis: int = 3000,
+    def __init__(self, url: str, prefix: str = "amplitude", *, fetch: bool = True, lease_millis: int = 2000,
                  socket_timeout: float = DEFAULT_SOCKET_TIMEOUT, claim_margin: float = 3600.0,
                  clock: Clock = SYSTEM_CLOCK, logger: Optional[logging.Logger] = None,
                  client: Optional[object] = None) -> None:
