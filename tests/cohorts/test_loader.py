@@ -37,12 +37,6 @@ def server() -> Iterator[AmplitudeStandIn]:
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
-@pytest.fixture
 def store() -> CohortStore:
     return CohortStore()
 

@@ -10,7 +10,7 @@ import datetime
 import decimal
 import socket
 import threading
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 import requests
@@ -20,23 +20,6 @@ from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 from amplitude_experiment.version import USER_AGENT
 
 from .sender_support import Item, Outcome, batch_sizes, make_sender
-
-
-@pytest.fixture
-def server() -> Iterator[AmplitudeStandIn]:
-    with AmplitudeStandIn() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 def ids(server: AmplitudeStandIn) -> List[str]:

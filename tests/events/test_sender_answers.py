@@ -7,7 +7,7 @@ itself (amplitude_experiment/testing/ingestion.py) unless a test scripts a body 
 from __future__ import annotations
 
 import logging
-from typing import Iterator, List
+from typing import List
 
 import pytest
 import requests
@@ -16,23 +16,6 @@ from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 from amplitude_experiment.version import USER_AGENT
 
 from .sender_support import Item, Outcome, batch_sizes, make_sender
-
-
-@pytest.fixture
-def server() -> Iterator[AmplitudeStandIn]:
-    with AmplitudeStandIn() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 def sleeping_for(clock: ManualClock, seconds: float) -> bool:

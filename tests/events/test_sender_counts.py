@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Iterator, List
+from typing import List
 
 import pytest
 import requests
@@ -22,18 +22,6 @@ from .sender_support import Item, Outcome, make_sender
 
 # Scheduling noise on a shared 2-core machine, on top of the documented margin.
 _SLACK = 0.3
-
-
-@pytest.fixture
-def server() -> Iterator[AmplitudeStandIn]:
-    with AmplitudeStandIn() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> List[str]:

@@ -58,12 +58,6 @@ def server() -> Iterator[AmplitudeStandIn]:
 
 
 @pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
-@pytest.fixture
 def make_stream(session: requests.Session) -> Iterator[Callable[..., Tuple[FlagStream, Recorder]]]:
     streams: List[FlagStream] = []
 

@@ -21,12 +21,6 @@ def server() -> Iterator[AmplitudeStandIn]:
         yield stand_in
 
 
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
-
-
 def send_ten(server: AmplitudeStandIn, session: requests.Session, **options: Any) -> Tuple[Any, List[Outcome]]:
     outcomes: List[Outcome] = []
     sender = make_sender(session, server.events_url, outcomes, **options)
