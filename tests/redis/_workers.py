@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any, List, Tuple
 
 
@@ -26,13 +26,14 @@ def lease_worker(url: str, prefix: str, deployment: str, lease_millis: int, name
 
     source = RedisFleet(url, prefix, lease_millis=lease_millis, socket_timeout=2.0).flags(deployment)
     leading = False
+    cadence = threading.Event()  # never set: a wait on it is this worker's renewal period
     out.put((name, "ready"))
     while True:
         now = source.try_lead()
         if now != leading:
             leading = now
             out.put((name, "lead" if now else "lost"))
-        time.sleep(lease_millis / 6000)  # the renewal cadence of this stand-in client
+        cadence.wait(lease_millis / 6000)  # the renewal cadence of this stand-in client
 
 
 def client_worker(url: str, prefix: str, deployment: str, server_url: str, events_url: str, users: List[str],

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from typing import Iterator, List, Optional
 
@@ -23,22 +22,13 @@ pytest.importorskip("redis", reason="redis-py is not installed (the 'redis' extr
 
 import redis  # noqa: E402
 
+from amplitude_experiment.testing import wait_for  # noqa: E402  (a condition wait, re-exported here)
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: "object", timeout: float = 5.0, interval: float = 0.005) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` real seconds pass (a condition wait, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():  # type: ignore[operator]
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 class RedisServer:
