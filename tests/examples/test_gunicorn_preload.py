@@ -53,15 +53,16 @@ def _get(base: str, user_id: str) -> Dict[str, Any]:
 
 
 def _wait_until_serving(base: str, server: "subprocess.Popen[bytes]", log: pathlib.Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def answering() -> bool:
         assert server.poll() is None, f"gunicorn exited with {server.returncode}:\n{log.read_text()}"
         try:
             requests.get(f"{base}/healthcheck", timeout=1).close()  # any answer (a 404 here) will do
-            return
+            return True
         except requests.ConnectionError:
-            assert time.monotonic() < deadline, f"gunicorn did not answer within {timeout} s:\n{log.read_text()}"
-            time.sleep(0.05)
+            return False
+
+    assert wait_for(answering, timeout=timeout, interval=0.05), (
+        f"gunicorn did not answer within {timeout} s:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("flush_interval_millis", [100, None], ids=["events-while-running", "events-at-exit"])
