@@ -40,6 +40,8 @@ class Outcome(NamedTuple):
     payload_shared: bool
 
 
+_new_outcome = tuple.__new__
+
 #: ``(field, key, get, match, members)``: ``field``/``key`` name the ``User`` attribute (and
 #: the key in it) for the common ``context.user.<field>[.<key>]`` selectors, which the engine
 #: reads without calling ``get``; otherwise both are ``None``. ``members`` is the value set of
@@ -223,11 +225,15 @@ def _require(condition: bool, message: str) -> None:
 _EMPTY: Dict[str, Any] = {}  # shared; compiled metadata is never changed in place
 
 
-def _mapping(value: Any, what: str) -> Dict[str, Any]:
-    """An object of the config, shared with the decoded JSON (no copy: it is never changed)."""
+def _mapping(value: Any, what: str, part: str = "") -> Dict[str, Any]:
+    """An object of the config, shared with the decoded JSON (no copy: it is never changed).
+
+    ``what`` and ``part`` name it in the error (two strings, joined only on failure).
+    """
     if value is None:
         return _EMPTY
-    _require(isinstance(value, dict), f"{what} must be an object")
+    if not isinstance(value, dict):
+        raise MalformedFlag(f"{what}{part} must be an object")
     mapping: Dict[str, Any] = value
     return mapping
 
@@ -237,17 +243,25 @@ def _selector(value: Any, what: str) -> Tuple[str, ...]:
     return tuple(map(sys.intern, value))  # the same few names recur in every flag
 
 
-def _range(value: Any, what: str) -> Tuple[int, int]:
-    _require(
-        isinstance(value, list) and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-        f"{what} must be [start, end] integers",
-    )
+def _range(value: Any, what: str, part: str) -> Tuple[int, int]:
+    # ``type(...) is int`` also refuses bool, a subclass of int
+    if type(value) is not list or len(value) != 2 or type(value[0]) is not int or type(value[1]) is not int:
+        _require(
+            isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+            f"{what}{part} must be [start, end] integers",
+        )
     return value[0], value[1]
 
 
 #: Condition values up to this long are interned, so equal values in different flags are one object.
 _INTERN_LENGTH = 64
+#: Metadata with values of only these types is shared between results that merge to equal metadata.
+_SHAREABLE_TYPES = frozenset({str, bool, int, type(None)})
+
+
+#: (condition, error message for an invalid one, cohort group type, values as compared)
+_SharedCondition = Tuple[Condition, Optional[str], Optional[str], Tuple[str, ...]]
 
 
 class _Shared:
@@ -260,31 +274,63 @@ class _Shared:
 
     def __init__(self) -> None:
         self.getters: Dict[Tuple[str, ...], Getter] = {}
-        self.metadatas: Dict[Tuple[Tuple[str, type, Any], ...], Dict[str, Any]] = {}
-        #: (selector, op, values) -> (condition, error message for an invalid one)
-        self.conditions: Dict[Tuple[Tuple[str, ...], str, Tuple[str, ...]], Tuple[Condition, Optional[str]]] = {}
+        #: a selector as written -> its interned tuple (only lists of strings get here)
+        self.selectors: Dict[Tuple[Any, ...], Tuple[str, ...]] = {}
+        #: (items, their value types) -> the one dict for that metadata
+        self.metadatas: Dict[Tuple[Tuple[Tuple[str, Any], ...], Tuple[type, ...]], Dict[str, Any]] = {}
+        #: ids of canonical (flag, segment, variant) metadata -> the one merged dict
+        self.merges: Dict[Tuple[int, int, int], Dict[str, Any]] = {}
+        #: (selector, op, values) -> what the condition compiles to. A condition written with
+        #: strings only (no nulls) is found by its selector and values as written.
+        self.conditions: Dict[Tuple[Tuple[Any, ...], Any, Tuple[Any, ...]], _SharedCondition] = {}
 
-    def metadata(self, merged: Dict[str, Any]) -> Dict[str, Any]:
-        """One dict for equal merged metadata, with short text values interned.
+    def canonical(self, metadata: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+        """One dict for equal metadata (short text values interned), and whether it is shared.
+
+        Metadata holding other than text, booleans, integers and nulls is returned as is,
+        unshared (a list; or a float, where equal values can differ: 0.0, -0.0).
+        """
+        types = tuple(map(type, metadata.values()))
+        if not _SHAREABLE_TYPES.issuperset(types):
+            return metadata, False
+        # With the types: True == 1, but {"default": True} and {"default": 1} are not the same metadata.
+        key = (tuple(metadata.items()), types)
+        found = self.metadatas.get(key)
+        if found is None:
+            found = self.metadatas[key] = {name: _intern(value) for name, value in metadata.items()}
+        return found, True
+
+    def merged(self, flag: Tuple[Dict[str, Any], bool], segment: Tuple[Dict[str, Any], bool],
+               variant: Tuple[Dict[str, Any], bool]) -> Dict[str, Any]:
+        """Flag, then segment, then variant metadata merged (later wins); one dict for equal parts.
 
         Every result copies its metadata, which reads each key and value: shared objects keep
         those reads in the CPU cache.
         """
-        shareable = True
+        if flag[1] and segment[1] and variant[1]:
+            # canonical parts live as long as this object, so their ids name them
+            key = (id(flag[0]), id(segment[0]), id(variant[0]))
+            found = self.merges.get(key)
+            if found is None:
+                found = self.merges[key] = {**flag[0], **segment[0], **variant[0]}
+            return found
+        merged = {**flag[0], **segment[0], **variant[0]}
         for name, value in merged.items():
-            kind = type(value)
-            if kind is str:
-                merged[name] = _intern(value)
-            elif kind is not bool and kind is not int and value is not None:
-                shareable = False  # e.g. a list; or a float, where equal values can differ (0.0, -0.0)
-        if not shareable:
-            return merged
-        # With the types: True == 1, but {"default": True} and {"default": 1} are not the same metadata.
-        key = tuple((name, type(value), value) for name, value in merged.items())
-        found = self.metadatas.get(key)
-        if found is None:
-            found = self.metadatas[key] = merged
-        return found
+            if type(value) is str and len(value) <= _INTERN_LENGTH:
+                merged[name] = sys.intern(value)
+        return merged
+
+    def selector(self, value: Any, what: str, part: str) -> Tuple[str, ...]:
+        if type(value) is list:
+            try:
+                found = self.selectors.get(tuple(value))
+            except TypeError:  # an unhashable element: reported below
+                found = None
+            if found is not None:
+                return found
+        selector = _selector(value, what + part)
+        self.selectors[selector] = selector
+        return selector
 
     def getter(self, selector: Tuple[str, ...]) -> Getter:
         get = self.getters.get(selector)
@@ -292,10 +338,12 @@ class _Shared:
             get = self.getters[selector] = compile_selector(selector)
         return get
 
-    def condition(self, selector: Tuple[str, ...], op: str, values: Tuple[str, ...]) -> Tuple[Condition, Optional[str]]:
+    def condition(self, selector: Tuple[str, ...], op: str, values: Tuple[str, ...]) -> _SharedCondition:
         key = (selector, op, values)
         found = self.conditions.get(key)
         if found is None:
+            values = tuple(map(_intern, values))
+            key = (selector, op, values)
             error = None
             try:
                 matcher = compile_matcher(op, values)
@@ -304,7 +352,8 @@ class _Shared:
                 matcher = invalid_matcher()
             field, sub_key = user_path(selector)
             members = plain_is_members(op, values) if error is None else None
-            found = self.conditions[key] = ((field, sub_key, self.getter(selector), matcher, members), error)
+            compiled = (field, sub_key, self.getter(selector), matcher, members)
+            found = self.conditions[key] = (compiled, error, cohort_group_type(selector), values)
         return found
 
 
@@ -321,98 +370,135 @@ class _FlagCompiler:
         self.shared = shared if shared is not None else _Shared()
         #: cohort ids this flag's conditions target, by group type ("User" for users)
         self.cohort_ids: Dict[str, Set[str]] = {}
-        #: one Outcome per (variant key, segment): distributions and defaults share it
+        #: one Outcome per (variant key, segment metadata): distributions and defaults share it
         self._outcomes: Dict[Tuple[str, int], Outcome] = {}
+        self._metadata: Tuple[Dict[str, Any], bool] = (_EMPTY, False)
+        #: variant key -> (key, value, payload, payload is a container, canonical metadata)
+        self._variant_parts: Dict[str, Tuple[Any, Any, Any, bool, Tuple[Dict[str, Any], bool]]] = {}
 
     def compile(self) -> CompiledFlag:
         raw = self.raw
         variants = _mapping(raw.get("variants"), "variants")
         for name, variant in variants.items():
-            _require(isinstance(variant, dict), f"variant {name!r} must be an object")
-            _mapping(variant.get("metadata"), f"variant {name!r} metadata")
+            if not isinstance(variant, dict):
+                raise MalformedFlag(f"variant {name!r} must be an object")
+            variant_metadata = variant.get("metadata")
+            if variant_metadata is not None and not isinstance(variant_metadata, dict):
+                raise MalformedFlag(f"variant {name!r} metadata must be an object")
         self.variants = variants
         self.metadata = _mapping(raw.get("metadata"), "metadata")
+        self._metadata = self.shared.canonical(self.metadata)
         segments = raw.get("segments")
         if segments is None:
             self.warnings.append(f"flag {self.key!r} has no segments (missing or null); it yields no variant")
             segments = []
-        _require(isinstance(segments, list), "segments must be a list")
+        if not isinstance(segments, list):
+            raise MalformedFlag("segments must be a list")
         dependencies = raw.get("dependencies") or []
         _require(isinstance(dependencies, list) and all(isinstance(d, str) for d in dependencies),
                  "dependencies must be a list of flag keys")
         compiled_segments = tuple(self._segment(i, s) for i, s in enumerate(segments))
-        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self.metadata)
+        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self._metadata[0])
         flag.cohort_ids = {t: frozenset(ids) for t, ids in self.cohort_ids.items()}
         return flag
 
-    def _outcome(self, variant_key: Any, segment_metadata: Dict[str, Any]) -> Optional[Outcome]:
+    def _outcome(self, variant_key: Any, segment_metadata: Tuple[Dict[str, Any], bool]) -> Optional[Outcome]:
         if not isinstance(variant_key, str) or variant_key not in self.variants:
             return None
-        memo_key = (variant_key, id(segment_metadata))
+        memo_key = (variant_key, id(segment_metadata[0]))
         outcome = self._outcomes.get(memo_key)
         if outcome is None:
-            variant = self.variants[variant_key]
-            variant_metadata = _mapping(variant.get("metadata"), "variant metadata")
-            metadata = self.shared.metadata({**self.metadata, **segment_metadata, **variant_metadata})
-            payload = variant.get("payload")
-            outcome = Outcome(_intern(variant.get("key")), _intern(variant.get("value")), payload, metadata,
-                              _is_container(payload))
+            parts = self._variant_parts.get(variant_key)
+            if parts is None:
+                variant = self.variants[variant_key]
+                payload = variant.get("payload")
+                parts = self._variant_parts[variant_key] = (
+                    _intern(variant.get("key")), _intern(variant.get("value")), payload, _is_container(payload),
+                    self.shared.canonical(_mapping(variant.get("metadata"), "variant metadata")))
+            key, value, payload, container, variant_metadata = parts
+            metadata = self.shared.merged(self._metadata, segment_metadata, variant_metadata)
+            outcome = _new_outcome(Outcome, (key, value, payload, metadata, container))  # skips a Python-level __new__
             self._outcomes[memo_key] = outcome
         return outcome
 
     def _segment(self, index: int, raw: Any) -> CompiledSegment:
         what = f"segments[{index}]"
-        _require(isinstance(raw, dict), f"{what} must be an object")
-        metadata = _mapping(raw.get("metadata"), f"{what} metadata")
+        if not isinstance(raw, dict):
+            raise MalformedFlag(f"{what} must be an object")
+        metadata = self.shared.canonical(_mapping(raw.get("metadata"), what, " metadata"))
         raw_conditions = raw.get("conditions")
         conditions = None
         if raw_conditions is not None:
-            _require(isinstance(raw_conditions, list) and all(isinstance(g, list) for g in raw_conditions),
-                     f"{what} conditions must be a list of lists")
+            if not isinstance(raw_conditions, list) or not all(isinstance(g, list) for g in raw_conditions):
+                raise MalformedFlag(f"{what} conditions must be a list of lists")
             conditions = tuple(tuple(self._condition(c, what) for c in group) for group in raw_conditions)
         bucket = None
         if raw.get("bucket") is not None:
             bucket = self._bucket(raw["bucket"], metadata, what)
         return CompiledSegment(index, conditions, raw_conditions, bucket, self._outcome(raw.get("variant"), metadata),
-                               metadata)
+                               metadata[0])
 
     def _condition(self, raw: Any, what: str) -> Condition:
-        _require(isinstance(raw, dict), f"{what} condition must be an object")
-        selector = _selector(raw.get("selector"), f"{what} condition selector")
-        op = raw.get("op")
-        _require(isinstance(op, str), f"{what} condition op must be a string")
-        values = raw.get("values")
-        values = [] if values is None else values
-        _require(isinstance(values, list), f"{what} condition values must be a list")
-        values = tuple(_intern(v if isinstance(v, str) else str(v)) for v in values if v is not None)
-        group_type = cohort_group_type(selector)
+        found = None
+        if type(raw) is dict:
+            written = raw.get("values")
+            selector = raw.get("selector")
+            if type(written) is list and type(selector) is list:
+                try:
+                    # only strings equal the strings of a stored key, so no lookup finds what a
+                    # list holding numbers, booleans or nulls would not compile to
+                    found = self.shared.conditions.get((tuple(selector), raw.get("op"), tuple(written)))
+                except TypeError:  # an unhashable element: validated below
+                    pass
+        if found is None:
+            found = self._new_condition(raw, what)
+        compiled, error, group_type, values = found
         if group_type is not None:
             self.cohort_ids.setdefault(group_type, set()).update(values)
-        compiled, error = self.shared.condition(selector, op, values)
         if error is not None:
             self.warnings.append(f"flag {self.key!r}: {error}; the condition never matches")
         return compiled
 
-    def _bucket(self, raw: Any, segment_metadata: Dict[str, Any], what: str) -> CompiledBucket:
-        _require(isinstance(raw, dict), f"{what} bucket must be an object")
-        selector = _selector(raw.get("selector"), f"{what} bucket selector")
+    def _new_condition(self, raw: Any, what: str) -> _SharedCondition:
+        if not isinstance(raw, dict):
+            raise MalformedFlag(f"{what} condition must be an object")
+        selector = self.shared.selector(raw.get("selector"), what, " condition selector")
+        op = raw.get("op")
+        if not isinstance(op, str):
+            raise MalformedFlag(f"{what} condition op must be a string")
+        values = raw.get("values")
+        values = [] if values is None else values
+        if not isinstance(values, list):
+            raise MalformedFlag(f"{what} condition values must be a list")
+        return self.shared.condition(selector, op, tuple(v if type(v) is str else str(v) for v in values
+                                                         if v is not None))
+
+    def _bucket(self, raw: Any, segment_metadata: Tuple[Dict[str, Any], bool], what: str) -> CompiledBucket:
+        if not isinstance(raw, dict):
+            raise MalformedFlag(f"{what} bucket must be an object")
+        selector = self.shared.selector(raw.get("selector"), what, " bucket selector")
         salt = raw.get("salt")
         salt = "" if salt is None else salt
-        _require(isinstance(salt, str), f"{what} bucket salt must be a string")
+        if not isinstance(salt, str):
+            raise MalformedFlag(f"{what} bucket salt must be a string")
         allocations = raw.get("allocations") or []
-        _require(isinstance(allocations, list), f"{what} bucket allocations must be a list")
+        if not isinstance(allocations, list):
+            raise MalformedFlag(f"{what} bucket allocations must be a list")
         compiled = tuple(self._allocation(a, segment_metadata, what) for a in allocations)
         return CompiledBucket(self.shared.getter(selector), selector, salt, compiled)
 
-    def _allocation(self, raw: Any, segment_metadata: Dict[str, Any], what: str) -> Allocation:
-        _require(isinstance(raw, dict), f"{what} allocation must be an object")
-        start, end = _range(raw.get("range"), f"{what} allocation range")
+    def _allocation(self, raw: Any, segment_metadata: Tuple[Dict[str, Any], bool], what: str) -> Allocation:
+        if not isinstance(raw, dict):
+            raise MalformedFlag(f"{what} allocation must be an object")
+        start, end = _range(raw.get("range"), what, " allocation range")
         distributions = raw.get("distributions") or []
-        _require(isinstance(distributions, list), f"{what} distributions must be a list")
+        if not isinstance(distributions, list):
+            raise MalformedFlag(f"{what} distributions must be a list")
         dists = []
         for distribution in distributions:
-            _require(isinstance(distribution, dict), f"{what} distribution must be an object")
-            d_start, d_end = _range(distribution.get("range"), f"{what} distribution range")
+            if not isinstance(distribution, dict):
+                raise MalformedFlag(f"{what} distribution must be an object")
+            d_start, d_end = _range(distribution.get("range"), what, " distribution range")
             dists.append((d_start, d_end, self._outcome(distribution.get("variant"), segment_metadata)))
         return start, end, tuple(dists)
 

@@ -137,8 +137,11 @@ def boolean_key(text: str) -> str:
     return low if low == "true" or low == "false" else text
 
 
+_BOOLEAN_TEXTS = frozenset(("true", "false"))
+
+
 def _has_boolean(values: Tuple[str, ...]) -> bool:
-    return any(v.lower() in ("true", "false") for v in values)
+    return not _BOOLEAN_TEXTS.isdisjoint(map(str.lower, values))
 
 
 def _is_test(op: str, values: Tuple[str, ...]) -> Callable[[str], bool]:

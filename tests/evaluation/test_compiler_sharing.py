@@ -69,3 +69,54 @@ def test_sharing_across_many_flags_keeps_every_answer() -> None:
         assert all(results[f"f{i}"].key == (expected_odd if i % 2 else ("off" if plan == "pro" else "on"))
                    for i in range(50))
         assert ("exp" in results) == (plan == "pro")
+
+
+def test_a_condition_with_non_string_values_is_found_only_by_its_string_form() -> None:
+    # Values compare as text (numbers written as numbers, nulls dropped); a condition written
+    # with strings only is looked up as written, which must never reach one that differs.
+    raw = [
+        plan_flag("numbers", [1, None, True]),  # type: ignore[list-item]
+        plan_flag("strings", ["1", "True"]),
+        plan_flag("lower", ["1", "true"]),
+        targeted_flag("cohort", [[condition(["context", "user", "cohort_ids"], "set contains any", [7, "c2"])]]),  # type: ignore[list-item]
+        targeted_flag("cohort2", [[condition(["context", "user", "cohort_ids"], "set contains any", ["7", "c2"])]]),
+    ]
+    flags = compile_flags(raw)
+    first = {k: flags.flags[k].segments[0].conditions[0][0] for k in ("numbers", "strings", "lower")}  # type: ignore[index]
+    assert first["numbers"] is first["strings"]
+    assert first["lower"] is not first["strings"]
+    assert flags.flags["cohort"].cohort_ids == flags.flags["cohort2"].cohort_ids == {"User": frozenset({"7", "c2"})}
+    for plan, expected in (("1", "on"), ("True", "on"), ("true", "on"), ("2", "off")):
+        assert evaluate(flags, User(user_properties={"plan": plan}))["numbers"].key == expected
+
+
+def test_malformed_conditions_are_still_rejected_after_a_valid_one_was_shared() -> None:
+    good = plan_flag("good", ["pro"])
+    bad_selector = targeted_flag("bad_selector", [[condition(["context", "user", 5], "is", ["pro"])]])  # type: ignore[list-item]
+    bad_op = targeted_flag("bad_op", [[{"selector": prop("plan"), "op": None, "values": ["pro"]}]])
+    unhashable = targeted_flag("unhashable", [[condition(prop("plan"), "is", [{"a": 1}])]])  # type: ignore[list-item]
+    flags = compile_flags([good, bad_selector, bad_op, unhashable], report=False)
+    assert list(flags.flags) == ["good", "unhashable"]
+    assert flags.skipped == {
+        "bad_selector": "segments[0] condition selector must be a list of strings",
+        "bad_op": "segments[0] condition op must be a string",
+    }
+
+
+def test_merged_metadata_keeps_its_order_and_types_whether_shared_or_not() -> None:
+    # design.md §4: flag, then segment, then variant metadata merged, later wins.
+    variants = {"on": {"key": "on", "metadata": {"b": "variant", "d": 1}}}
+    segment_shared = {"metadata": {"c": "segment", "b": "segment"}, "variant": "on"}
+    segment_float = {"metadata": {"c": 0.5, "b": "segment"}, "variant": "on"}
+    raw = [
+        {"key": "x", "variants": variants, "segments": [segment_shared], "metadata": {"a": True, "b": "flag"}},
+        {"key": "y", "variants": variants, "segments": [segment_float], "metadata": {"a": True, "b": "flag"}},
+        {"key": "z", "variants": variants, "segments": [dict(segment_shared)], "metadata": {"a": True, "b": "flag"}},
+    ]
+    results = evaluate(compile_flags(raw), User())
+    assert [(k, repr(v.metadata)) for k, v in results.items()] == [
+        ("x", "{'a': True, 'b': 'variant', 'c': 'segment', 'd': 1}"),
+        ("y", "{'a': True, 'b': 'variant', 'c': 0.5, 'd': 1}"),
+        ("z", "{'a': True, 'b': 'variant', 'c': 'segment', 'd': 1}"),
+    ]
+    assert raw[0]["metadata"] == {"a": True, "b": "flag"}  # the caller's objects are never changed
