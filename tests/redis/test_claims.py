@@ -62,9 +62,9 @@ def test_keys_hold_neither_the_api_key_nor_user_ids(make_fleet, admin, prefix):
     claims = make_fleet().claims(API_KEY)
     claims.claim(IDS[:5])
     keys = [key.decode() for key in admin.keys("*")]
-    assert len(keys) == 5
+    # Only this test's prefix is counted: a fleet of an earlier test may still be winding down.
+    assert len([key for key in keys if key.startswith(prefix + ":")]) == 5
     for key in keys:
-        assert key.startswith(prefix + ":")
         assert API_KEY not in key and "u1" not in key and "d1" not in key
 
 
