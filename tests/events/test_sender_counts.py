@@ -122,7 +122,7 @@ def test_a_retry_that_cannot_start_before_the_deadline_is_dropped_at_once(server
     assert wait_for(lambda: len(server.requests("events")) == 1)
     began = time.monotonic()
     sender.stop(2.0)  # stop cuts the 20 s wait short: one last try, then no time for another 20 s
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < 2.0 + STOP_MARGIN  # the documented bound, far below the 20 s wait
     assert len(server.requests("events")) == 2
     assert sender.stats()["dropped"] == {"shutdown": 10}
 
