@@ -392,7 +392,7 @@ class EventSender:
         """
         if timeout is not None:
             timeout = max(0.0, timeout)
-        self._stop_timeout = timeout
+        self._stop_timeout = None if timeout is None else round(timeout, 2)  # for log lines only
         self._deadline = None if timeout is None else self._clock.monotonic() + timeout
         self._accepting = False
         self._stopping.set()
