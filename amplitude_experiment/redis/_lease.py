@@ -87,6 +87,15 @@ class Lease:
         self._held = held
         return held
 
+    def lead(self, fetch: bool) -> bool:
+        """Whether this process should download now: never for a read-only member (``fetch=False``);
+        otherwise while it holds the lease, and also while Redis is unreachable (each process then
+        downloads for itself)."""
+        if not fetch:
+            return False
+        held = self.try_acquire()
+        return True if held is None else held
+
     def release(self) -> None:
         """Delete the lease if this process holds it (best effort)."""
         token = self.token

@@ -41,10 +41,7 @@ class RedisCohortSource:
         return f"{self._namespace}:cohort:{cohort_id}"
 
     def try_lead(self) -> bool:
-        if not self.fetch:
-            return False
-        held = self.lease.try_acquire()
-        return True if held is None else held
+        return self.lease.lead(self.fetch)
 
     def resign(self) -> None:
         self.lease.release()

@@ -61,10 +61,7 @@ class RedisFlagSource:
     # -- leading ----------------------------------------------------------------------------------
 
     def try_lead(self) -> bool:
-        if not self.fetch:
-            return False
-        held = self.lease.try_acquire()
-        return True if held is None else held
+        return self.lease.lead(self.fetch)
 
     def resign(self) -> None:
         self.lease.release()

@@ -22,6 +22,7 @@ pytest.importorskip("redis", reason="redis-py is not installed (the 'redis' extr
 
 import redis  # noqa: E402
 
+from amplitude_experiment import LocalEvaluationClient  # noqa: E402
 from amplitude_experiment.testing import wait_for  # noqa: E402  (a condition wait, re-exported here)
 
 
@@ -130,3 +131,12 @@ def make_fleet(redis_server: RedisServer, prefix: str) -> Iterator["object"]:
     yield make
     for fleet in fleets:
         fleet.close()
+
+
+@pytest.fixture
+def clients() -> Iterator[List["LocalEvaluationClient"]]:
+    """Clients a test makes (it appends them); each is stopped after the test."""
+    made: List["LocalEvaluationClient"] = []
+    yield made
+    for client in made:
+        client.stop(2.0)

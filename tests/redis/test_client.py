@@ -33,14 +33,6 @@ def amplitude() -> Iterator[Callable[[], AmplitudeStandIn]]:
         yield lambda: stack.enter_context(AmplitudeStandIn(flags=[flag("blue")]))
 
 
-@pytest.fixture
-def clients() -> Iterator[List[LocalEvaluationClient]]:
-    made: List[LocalEvaluationClient] = []
-    yield made
-    for client in made:
-        client.stop(2.0)
-
-
 def make_client(made: List[LocalEvaluationClient], stand_in: AmplitudeStandIn, fleet: Any,
                 **options: Any) -> LocalEvaluationClient:
     client = LocalEvaluationClient(DEPLOYMENT, LocalEvaluationConfig(

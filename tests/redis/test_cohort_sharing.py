@@ -56,14 +56,6 @@ def cohort_ids_requested(amp: AmplitudeStandIn) -> List[str]:
     return sorted(r.path.rsplit("/", 1)[-1] for r in amp.requests("cohort"))
 
 
-@pytest.fixture
-def clients() -> Iterator[List[LocalEvaluationClient]]:
-    made: List[LocalEvaluationClient] = []
-    yield made
-    for client in made:
-        client.stop(2.0)
-
-
 def make_client(made: List[LocalEvaluationClient], amp: AmplitudeStandIn, fleet: Any,
                 **options: Any) -> LocalEvaluationClient:
     client = LocalEvaluationClient(DEPLOYMENT, LocalEvaluationConfig(
