@@ -50,6 +50,10 @@ _new_outcome = tuple.__new__
 #: ``match(get(user, results))`` is the condition in every case.
 Condition = Tuple[Optional[str], Optional[str], Getter, Matcher, Optional[FrozenSet[str]]]
 Allocation = Tuple[int, int, Tuple[Tuple[int, int, Optional[Outcome]], ...]]
+#: ``(selector, op, values)`` of a condition as written (``values`` ``None`` when absent): what
+#: explanations show. Tuples, not the decoded JSON, so that equal conditions share one object and
+#: the garbage collector has nothing to traverse in them.
+WrittenCondition = Tuple[Tuple[str, ...], str, Optional[Tuple[Any, ...]]]
 
 #: ``select()`` remembers the flags of at most this many distinct ``flag_keys`` ...
 _SUBSET_CACHE_SIZE = 256
@@ -89,15 +93,16 @@ class CompiledBucket:
 
 
 class CompiledSegment:
-    __slots__ = ("conditions", "bucket", "default", "raw_conditions", "metadata", "index")
+    __slots__ = ("conditions", "bucket", "default", "written", "metadata", "index")
 
     def __init__(self, index: int, conditions: Optional[Tuple[Tuple[Condition, ...], ...]],
-                 raw_conditions: Any, bucket: Optional[CompiledBucket], default: Optional[Outcome],
-                 metadata: Dict[str, Any]) -> None:
+                 written: Tuple[Tuple[WrittenCondition, ...], ...], bucket: Optional[CompiledBucket],
+                 default: Optional[Outcome], metadata: Dict[str, Any]) -> None:
         self.index = index
         #: ``None`` matches everyone; an empty tuple matches no one (correction d).
         self.conditions = conditions
-        self.raw_conditions = raw_conditions
+        #: each condition as the config wrote it, for explanations (parallel to ``conditions``)
+        self.written = written
         self.bucket = bucket
         self.default = default
         self.metadata = metadata
@@ -261,7 +266,8 @@ _SHAREABLE_TYPES = frozenset({str, bool, int, type(None)})
 
 
 #: (condition, error message for an invalid one, cohort group type, values as compared)
-_SharedCondition = Tuple[Condition, Optional[str], Optional[str], Tuple[str, ...]]
+#: (compiled, error, cohort group type, values as strings, as written when written with strings only)
+_SharedCondition = Tuple[Condition, Optional[str], Optional[str], Tuple[str, ...], WrittenCondition]
 
 
 class _Shared:
@@ -339,6 +345,7 @@ class _Shared:
         return get
 
     def condition(self, selector: Tuple[str, ...], op: str, values: Tuple[str, ...]) -> _SharedCondition:
+        """What ``(selector, op, values)`` compiles to (``values`` as text), one object per distinct condition."""
         key = (selector, op, values)
         found = self.conditions.get(key)
         if found is None:
@@ -353,7 +360,8 @@ class _Shared:
             field, sub_key = user_path(selector)
             members = plain_is_members(op, values) if error is None else None
             compiled = (field, sub_key, self.getter(selector), matcher, members)
-            found = self.conditions[key] = (compiled, error, cohort_group_type(selector), values)
+            found = self.conditions[key] = (compiled, error, cohort_group_type(selector), values,
+                                            (selector, op, values))
         return found
 
 
@@ -428,17 +436,21 @@ class _FlagCompiler:
         metadata = self.shared.canonical(_mapping(raw.get("metadata"), what, " metadata"))
         raw_conditions = raw.get("conditions")
         conditions = None
+        written: Tuple[Tuple[WrittenCondition, ...], ...] = ()
         if raw_conditions is not None:
             if not isinstance(raw_conditions, list) or not all(isinstance(g, list) for g in raw_conditions):
                 raise MalformedFlag(f"{what} conditions must be a list of lists")
-            conditions = tuple(tuple(self._condition(c, what) for c in group) for group in raw_conditions)
+            groups = [[self._condition(c, what) for c in group] for group in raw_conditions]
+            conditions = tuple(tuple(found[0] for found in group) for group in groups)
+            written = tuple(tuple(found[1] for found in group) for group in groups)
         bucket = None
         if raw.get("bucket") is not None:
             bucket = self._bucket(raw["bucket"], metadata, what)
-        return CompiledSegment(index, conditions, raw_conditions, bucket, self._outcome(raw.get("variant"), metadata),
+        return CompiledSegment(index, conditions, written, bucket, self._outcome(raw.get("variant"), metadata),
                                metadata[0])
 
-    def _condition(self, raw: Any, what: str) -> Condition:
+    def _condition(self, raw: Any, what: str) -> Tuple[Condition, WrittenCondition]:
+        """The compiled condition, and the condition as written."""
         found = None
         if type(raw) is dict:
             written = raw.get("values")
@@ -451,27 +463,32 @@ class _FlagCompiler:
                 except TypeError:  # an unhashable element: validated below
                     pass
         if found is None:
-            found = self._new_condition(raw, what)
-        compiled, error, group_type, values = found
+            found, written_condition = self._new_condition(raw, what)
+        else:
+            written_condition = found[4]
+        compiled, error, group_type, values, _ = found
         if group_type is not None:
             self.cohort_ids.setdefault(group_type, set()).update(values)
         if error is not None:
             self.warnings.append(f"flag {self.key!r}: {error}; the condition never matches")
-        return compiled
+        return compiled, written_condition
 
-    def _new_condition(self, raw: Any, what: str) -> _SharedCondition:
+    def _new_condition(self, raw: Any, what: str) -> Tuple[_SharedCondition, WrittenCondition]:
         if not isinstance(raw, dict):
             raise MalformedFlag(f"{what} condition must be an object")
         selector = self.shared.selector(raw.get("selector"), what, " condition selector")
         op = raw.get("op")
         if not isinstance(op, str):
             raise MalformedFlag(f"{what} condition op must be a string")
-        values = raw.get("values")
-        values = [] if values is None else values
+        written = raw.get("values")
+        values = [] if written is None else written
         if not isinstance(values, list):
             raise MalformedFlag(f"{what} condition values must be a list")
-        return self.shared.condition(selector, op, tuple(v if type(v) is str else str(v) for v in values
-                                                         if v is not None))
+        texts = tuple(v if type(v) is str else str(v) for v in values if v is not None)
+        found = self.shared.condition(selector, op, texts)
+        if written is not None and len(texts) == len(values) and all(type(v) is str for v in values):
+            return found, found[4]
+        return found, (selector, op, None if written is None else tuple(written))
 
     def _bucket(self, raw: Any, segment_metadata: Tuple[Dict[str, Any], bool], what: str) -> CompiledBucket:
         if not isinstance(raw, dict):

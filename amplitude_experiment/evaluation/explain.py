@@ -11,7 +11,7 @@ from typing import Any, Collection, Dict, List, Optional, Tuple
 from ..variant import Variant
 from .bucketing import bucket_hash, bucket_value, locate
 from .coerce import coerce_string
-from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, CompiledSegment
+from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, CompiledSegment, WrittenCondition
 from .context import Getter
 from .engine import NO_DISTRIBUTION, bucket_outcome, evaluate, make_variant
 from .operators import Matcher
@@ -209,10 +209,11 @@ def _describe(value: Any) -> Any:
     return text
 
 
-def _trace_condition(raw: Dict[str, Any], get: Getter, match: Matcher, user: Any,
+def _trace_condition(written: WrittenCondition, get: Getter, match: Matcher, user: Any,
                      results: Dict[str, Variant]) -> Dict[str, Any]:
+    selector, op, values = written
     value = get(user, results)
-    return {"selector": list(raw["selector"]), "op": raw["op"], "values": raw.get("values"),
+    return {"selector": list(selector), "op": op, "values": None if values is None else list(values),
             "value": _describe(value), "matched": bool(match(value))}
 
 
@@ -221,9 +222,9 @@ def _trace_conditions(segment: CompiledSegment, user: Any,
     """Every condition of the segment (all are evaluated, for the trace) and whether a group matched."""
     groups = []
     any_group = False
-    for raw_group, group in zip(segment.raw_conditions, segment.conditions or ()):
-        rows = [_trace_condition(raw, condition[2], condition[3], user, results)  # (.., get, match, ..)
-                for raw, condition in zip(raw_group, group)]
+    for written_group, group in zip(segment.written, segment.conditions or ()):
+        rows = [_trace_condition(written, condition[2], condition[3], user, results)  # (.., get, match, ..)
+                for written, condition in zip(written_group, group)]
         any_group = any_group or all(row["matched"] for row in rows)
         groups.append(rows)
     return groups, any_group
