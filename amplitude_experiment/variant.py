@@ -1,8 +1,15 @@
-"""The result of evaluating one flag."""
+"""The result of evaluating one flag.
+
+Package-internal seam: evaluation makes variants with :func:`variant_from_outcome` (its hot loop
+writes the same slots inline, see ``evaluation/engine.py``), and event tracking reads what a
+variant was made from with :data:`outcome_of`, never the caller-owned fields. No other module
+touches a variant's underscored slots.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import operator
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 def copy_json(value: Any) -> Any:
@@ -103,3 +110,18 @@ class Variant:
             f"Variant(key={self.key!r}, value={self.value!r}, payload={self._payload!r}, "
             f"metadata={self._metadata!r})"
         )
+
+
+def variant_from_outcome(outcome: Any) -> Variant:
+    """A fresh variant for a compiled outcome ``(key, value, payload, metadata, payload is a
+    container)``; its metadata and payload are copied on first read, so the outcome stays as compiled."""
+    variant = Variant.__new__(Variant)
+    variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
+    variant._metadata_shared = True
+    variant._outcome = outcome
+    return variant
+
+
+#: ``outcome_of(variant)``: the compiled outcome evaluation made ``variant`` from (``None`` for a
+#: variant made any other way). A C-level getter: tracking maps it over every result.
+outcome_of: Callable[[Variant], Any] = operator.attrgetter("_outcome")

@@ -21,7 +21,7 @@ import mmh3
 from ..variant import Variant
 from .bucketing import bucket_hash
 from .coerce import coerce_string
-from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, Outcome
+from .compiler import CompiledBucket, CompiledFlag, CompiledFlags
 
 logger = logging.getLogger("amplitude_experiment.evaluation")
 
@@ -45,15 +45,6 @@ def bucket_outcome(bucket: CompiledBucket, user: Any, results: Dict[str, Variant
                 if d_start <= distribution_value < d_end:
                     return outcome
     return NO_DISTRIBUTION
-
-
-def make_variant(outcome: Outcome) -> Variant:
-    """A fresh ``Variant`` for an outcome (metadata and payload copied on first read)."""
-    variant = Variant.__new__(Variant)
-    variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
-    variant._metadata_shared = True
-    variant._outcome = outcome
-    return variant
 
 
 def _selected(compiled: CompiledFlags, flag_keys: Collection[str]) -> Tuple[CompiledFlag, ...]:
@@ -132,6 +123,7 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
                     break
             if outcome is None:
                 continue
+            # variant_from_outcome(outcome), inlined (the seam documented in variant.py)
             variant = new_variant(Variant)
             variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
             variant._metadata_shared = True

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Collection, Dict, List, Optional, Tuple
 
-from ..variant import Variant
+from ..variant import Variant, variant_from_outcome
 from .bucketing import bucket_hash, bucket_value, locate
 from .coerce import coerce_string
 from .compiler import CompiledBucket, CompiledFlag, CompiledFlags, CompiledSegment, WrittenCondition
 from .context import Getter
-from .engine import NO_DISTRIBUTION, bucket_outcome, evaluate, make_variant
+from .engine import NO_DISTRIBUTION, bucket_outcome, evaluate
 from .operators import Matcher
 
 #: A segment with conditions matched and named the variant.
@@ -94,7 +94,7 @@ def _decide(flag: CompiledFlag, user: Any, results: Dict[str, Variant]) -> Evalu
                 outcome, bucketed = picked, True
         if outcome is None:
             continue
-        variant = make_variant(outcome)
+        variant = variant_from_outcome(outcome)
         name = segment.metadata.get("segmentName")
         if variant.metadata and variant.metadata.get("default"):
             reason = DEFAULT

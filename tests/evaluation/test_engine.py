@@ -374,3 +374,22 @@ def test_evaluate_never_raises_on_odd_user_data() -> None:
         assert result["fine"].key == "on"
     for user in (User(user_properties="not a dict"), User(groups="nope"), User(groups={"org": None}), None, 42):
         assert keys(evaluate(flags, user))["fine"] == "on"  # type: ignore[arg-type]
+
+
+def test_outcome_of_names_what_evaluation_made_the_variant_from_and_caller_changes_do_not_reach_it() -> None:
+    from amplitude_experiment.evaluation.compiler import Outcome
+    from amplitude_experiment.variant import outcome_of, variant_from_outcome
+
+    compiled = compile_flags([rollout("exp", 100)])
+    variant = next(iter(evaluate(compiled, User(user_id="u1", device_id="d1")).values()))
+    outcome = outcome_of(variant)
+    assert isinstance(outcome, Outcome) and outcome.key == variant.key == "treatment"
+    assert outcome in [d[2] for a in compiled.flags["exp"].segments[0].bucket.allocations for d in a[2]]  # type: ignore[union-attr]
+    variant.payload["color"].append("blue")  # the caller's copy
+    variant.key = "changed"
+    assert outcome_of(variant) is outcome and outcome.key != "changed"
+    assert outcome.payload == {"color": ["red"]}
+    assert outcome_of(Variant("on", key="on")) is None  # made by the caller, not by evaluation
+    made = variant_from_outcome(outcome)
+    assert (made.key, made.value, made.payload, outcome_of(made)) == (outcome.key, outcome.value, outcome.payload,
+                                                                      outcome)
