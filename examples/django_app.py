@@ -81,20 +81,12 @@ urlpatterns = [path("checkout", checkout)]
 
 # -- demo mode: `python examples/django_app.py runserver` serves against a local stand-in ---------------
 
-DEMO_FLAGS = [{
-    "key": FLAG_KEY,
-    "metadata": {"flagType": "experiment", "flagVersion": 1, "experimentKey": "exp-checkout"},
-    "variants": {"control": {"key": "control", "value": "control"},
-                 "treatment": {"key": "treatment", "value": "treatment"}},
-    "segments": [{"bucket": {"selector": ["context", "user", "user_id"], "salt": FLAG_KEY, "allocations": [
-        {"range": [0, 100], "distributions": [{"variant": "control", "range": [0, 21474837]},
-                                              {"variant": "treatment", "range": [21474837, 42949673]}]}]}}],
-}]
-
 if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
-    from amplitude_experiment.testing import AmplitudeStandIn
+    from amplitude_experiment.testing import AmplitudeStandIn, experiment
+
+    DEMO_FLAGS = [experiment(FLAG_KEY, bucket_by="user_id", experiment_key="exp-checkout")]  # 50/50 control/treatment
 
     if "AMPLITUDE_SERVER_URL" in os.environ:  # e.g. runserver's auto-reloaded child: the stand-in runs already
         execute_from_command_line(sys.argv)

@@ -67,18 +67,10 @@ def create_app() -> Flask:
 
 # -- demo mode: `python examples/flask_app.py` serves against a local stand-in for Amplitude ------------
 
-DEMO_FLAGS = [{
-    "key": FLAG_KEY,
-    "metadata": {"flagType": "experiment", "flagVersion": 1, "experimentKey": "exp-checkout"},
-    "variants": {"control": {"key": "control", "value": "control"},
-                 "treatment": {"key": "treatment", "value": "treatment"}},
-    "segments": [{"bucket": {"selector": ["context", "user", "user_id"], "salt": FLAG_KEY, "allocations": [
-        {"range": [0, 100], "distributions": [{"variant": "control", "range": [0, 21474837]},
-                                              {"variant": "treatment", "range": [21474837, 42949673]}]}]}}],
-}]
-
 if __name__ == "__main__":
-    from amplitude_experiment.testing import AmplitudeStandIn
+    from amplitude_experiment.testing import AmplitudeStandIn, experiment
+
+    DEMO_FLAGS = [experiment(FLAG_KEY, bucket_by="user_id", experiment_key="exp-checkout")]  # 50/50 control/treatment
 
     with AmplitudeStandIn(flags=DEMO_FLAGS) as amplitude:
         os.environ.update(AMPLITUDE_SERVER_URL=amplitude.url, AMPLITUDE_EVENTS_URL=amplitude.url + "/2/httpapi",

@@ -125,23 +125,15 @@ def demo_stand_in() -> Iterator[Optional[Any]]:
     if "AMPLITUDE_SERVER_URL" in os.environ:
         yield None
         return
-    from amplitude_experiment.testing import AmplitudeStandIn
+    from amplitude_experiment.testing import AmplitudeStandIn, experiment
 
-    with AmplitudeStandIn(flags=DEMO_FLAGS) as amplitude:
+    demo_flags = [experiment(FLAG_KEY, bucket_by="user_id", experiment_key="exp-checkout")]  # 50/50 control/treatment
+
+    with AmplitudeStandIn(flags=demo_flags) as amplitude:
         os.environ.update(AMPLITUDE_SERVER_URL=amplitude.url, AMPLITUDE_EVENTS_URL=amplitude.url + "/2/httpapi",
                           AMPLITUDE_DEPLOYMENT_KEY="server-demo", AMPLITUDE_API_KEY="demo-analytics-key")
         yield amplitude
 
-
-DEMO_FLAGS = [{
-    "key": FLAG_KEY,
-    "metadata": {"flagType": "experiment", "flagVersion": 1, "experimentKey": "exp-checkout"},
-    "variants": {"control": {"key": "control", "value": "control"},
-                 "treatment": {"key": "treatment", "value": "treatment"}},
-    "segments": [{"bucket": {"selector": ["context", "user", "user_id"], "salt": FLAG_KEY, "allocations": [
-        {"range": [0, 100], "distributions": [{"variant": "control", "range": [0, 21474837]},
-                                              {"variant": "treatment", "range": [21474837, 42949673]}]}]}}],
-}]
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="[%(threadName)s] %(message)s", stream=sys.stdout)

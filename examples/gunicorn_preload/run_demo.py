@@ -12,18 +12,10 @@ import os
 import subprocess
 import sys
 
-from amplitude_experiment.testing import AmplitudeStandIn
+from amplitude_experiment.testing import AmplitudeStandIn, experiment
 
 FLAG_KEY = "checkout-redesign"
-DEMO_FLAGS = [{
-    "key": FLAG_KEY,
-    "metadata": {"flagType": "experiment", "flagVersion": 1, "experimentKey": "exp-checkout"},
-    "variants": {"control": {"key": "control", "value": "control"},
-                 "treatment": {"key": "treatment", "value": "treatment"}},
-    "segments": [{"bucket": {"selector": ["context", "user", "user_id"], "salt": FLAG_KEY, "allocations": [
-        {"range": [0, 100], "distributions": [{"variant": "control", "range": [0, 21474837]},
-                                              {"variant": "treatment", "range": [21474837, 42949673]}]}]}}],
-}]
+DEMO_FLAGS = [experiment(FLAG_KEY, bucket_by="user_id", experiment_key="exp-checkout")]  # 50/50 control/treatment
 
 
 def main() -> int:
