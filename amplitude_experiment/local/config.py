@@ -105,14 +105,10 @@ class LocalEvaluationConfig:
         self.stream_updates = bool(stream_updates)
         self.stream_flag_conn_timeout = _validate.positive_int("stream_flag_conn_timeout", stream_flag_conn_timeout)
         self._set_feature_configs(assignment_config, exposure_config, cohort_sync_config)
-        if logger is not None and not isinstance(logger, logging.Logger):
-            raise _validate.ConfigurationError("logger must be a logging.Logger or None")
         #: Every message of this client goes to this logger or its children
         #: (``<logger>.flags``, ``<logger>.events``, ...).
-        self.logger: logging.Logger = logger if logger is not None else logging.getLogger("amplitude_experiment")
-        if session is not None and not isinstance(session, requests.Session):
-            raise _validate.ConfigurationError("session must be a requests.Session or None")
-        self.session = session
+        self.logger: logging.Logger = _validate.logger_or_default(logger)
+        self.session = _validate.optional_session(session)
         self._set_bootstrap(bootstrap_flags, bootstrap_file, offline)
         self.flag_cache_file = flag_cache_file
         self.stream_keepalive_timeout_millis = _validate.positive_int(

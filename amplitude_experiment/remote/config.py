@@ -99,13 +99,9 @@ class RemoteEvaluationConfig:
             None if fetch_pool_acquire_timeout_millis is None
             else _millis("fetch_pool_acquire_timeout_millis", fetch_pool_acquire_timeout_millis, 0))
         self.connection_pool_max_size = _validate.positive_int("connection_pool_max_size", connection_pool_max_size)
-        if logger is not None and not isinstance(logger, logging.Logger):
-            raise _validate.ConfigurationError("logger must be a logging.Logger or None")
         #: Every message of the client goes to this logger's ``remote`` child.
-        self.logger: logging.Logger = logger if logger is not None else logging.getLogger("amplitude_experiment")
-        if session is not None and not isinstance(session, requests.Session):
-            raise _validate.ConfigurationError("session must be a requests.Session or None")
-        self.session = session
+        self.logger: logging.Logger = _validate.logger_or_default(logger)
+        self.session = _validate.optional_session(session)
         if not isinstance(clock, Clock):
             raise _validate.ConfigurationError("clock must be an amplitude_experiment Clock (e.g. testing.ManualClock)")
         self.clock = clock
