@@ -2,7 +2,9 @@
 
 The array is decoded entry by entry with the standard library's C scanner, so each entry's
 JSON text is known and can be fingerprinted for change detection (which flags changed
-between two configs) without keeping the raw JSON or re-encoding it.
+between two configs) without keeping the raw JSON or re-encoding it. :func:`iter_entries`
+hands each entry over as soon as it is decoded, so the compiler reads it while it is still in
+the CPU cache and the decoded JSON of the whole config never exists at once.
 
 Every failure is a :class:`FlagConfigError`, including input nested deeper than the
 decoder can follow (it would otherwise surface as ``RecursionError``).
@@ -12,11 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, List, NamedTuple, Union
+from typing import Any, Iterator, List, NamedTuple, Tuple, Union
 
 from ..exceptions import FlagConfigError
 
-__all__ = ["DecodedFlags", "decode_flags", "encode_flags"]
+__all__ = ["DecodedFlags", "decode_flags", "encode_flags", "iter_entries"]
 
 _SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -37,9 +39,23 @@ def decode_flags(body: Union[bytes, str]) -> DecodedFlags:
     Raises:
         FlagConfigError: the body is not JSON, not an array, or nested too deeply to decode.
     """
+    flags: List[Any] = []
+    fingerprints: List[int] = []
+    for entry, fingerprint in iter_entries(body):
+        flags.append(entry)
+        fingerprints.append(fingerprint)
+    return DecodedFlags(flags, fingerprints)
+
+
+def iter_entries(body: Union[bytes, str]) -> Iterator[Tuple[Any, int]]:
+    """``(entry, fingerprint)`` for each entry of a flag-config body, decoded one at a time.
+
+    Raises (while iterating, possibly after some entries were yielded):
+        FlagConfigError: the body is not JSON, not an array, or nested too deeply to decode.
+    """
     try:
         text = body if isinstance(body, str) else body.decode(json.detect_encoding(body), "surrogatepass")
-        return _decode_array(text)
+        yield from _entries(text)
     except FlagConfigError:
         raise
     except RecursionError:
@@ -48,21 +64,18 @@ def decode_flags(body: Union[bytes, str]) -> DecodedFlags:
         raise FlagConfigError(f"flag configs are not valid JSON ({exc.__class__.__name__})") from exc
 
 
-def _decode_array(text: str) -> DecodedFlags:
+def _entries(text: str) -> Iterator[Tuple[Any, int]]:
     position = _SPACE.match(text).end()  # type: ignore[union-attr]  # matches the empty string too
     if not text.startswith("[", position):
         decoded = json.loads(text)  # raises for non-JSON; otherwise say what it is
         raise FlagConfigError(f"flag configs must be a JSON array, got {type(decoded).__name__}")
-    flags: List[Any] = []
-    fingerprints: List[int] = []
     position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
     if text.startswith("]", position):
         position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
     else:
         while True:
             entry, end = _DECODER.raw_decode(text, position)
-            flags.append(entry)
-            fingerprints.append(hash(text[position:end]))
+            yield entry, hash(text[position:end])
             position = _SPACE.match(text, end).end()  # type: ignore[union-attr]
             separator = text[position:position + 1]
             position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]
@@ -72,7 +85,6 @@ def _decode_array(text: str) -> DecodedFlags:
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
     if position != len(text):
         raise json.JSONDecodeError("Extra data", text, position)
-    return DecodedFlags(flags, fingerprints)
 
 
 def encode_flags(flags: List[Any]) -> bytes:

@@ -20,10 +20,10 @@ import threading
 from typing import Callable, Dict, List, Optional, Set
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..evaluation import CompiledFlags, compile_flags
-from ..evaluation.compiler import report_problems
+from ..evaluation import CompiledFlags
+from ..evaluation.compiler import compile_entries, report_problems
 from ..exceptions import FlagConfigError
-from .decode import decode_flags
+from .decode import iter_entries
 
 _default_logger = logging.getLogger("amplitude_experiment.flags")
 
@@ -164,8 +164,7 @@ class FlagStore:
             if previous is not None and previous.digest == digest:
                 self.current = self._snapshot(previous.flags, source, digest, age)
                 return self.current
-            decoded = decode_flags(body)
-            compiled = compile_flags(decoded.flags, fingerprints=decoded.fingerprints, report=False)
+            compiled = compile_entries(iter_entries(body), report=False)
             reason = rejection(compiled, previous.flags if previous else None)
             if reason is not None:
                 raise FlagConfigError(reason)
