@@ -258,9 +258,11 @@ def _mapping(value: Any, what: str, part: str = "") -> Dict[str, Any]:
     return mapping
 
 
-def _selector(value: Any, what: str) -> Tuple[str, ...]:
+def _selector(value: Any, what: str, names: Dict[str, str]) -> Tuple[str, ...]:
+    """The selector as a tuple of names, each name one object per config (``names``). Not
+    ``sys.intern``: that would keep a table entry per flag key named by a ``result`` selector."""
     _require(isinstance(value, list) and all(isinstance(s, str) for s in value), f"{what} must be a list of strings")
-    return tuple(map(sys.intern, value))  # the same few names recur in every flag
+    return tuple([names.setdefault(name, name) for name in value])
 
 
 def _range(value: Any, what: str, part: str) -> Tuple[int, int]:
@@ -295,6 +297,8 @@ class _Shared:
 
     def __init__(self) -> None:
         self.getters: Dict[Tuple[str, ...], Getter] = {}
+        #: selector names: one object per distinct name (see ``_selector``)
+        self.names: Dict[str, str] = {}
         #: a selector as written -> its interned tuple (only lists of strings get here)
         self.selectors: Dict[Tuple[Any, ...], Tuple[str, ...]] = {}
         #: (items, their value types) -> the one dict for that metadata
@@ -304,6 +308,10 @@ class _Shared:
         #: (selector, op, values) -> what the condition compiles to. A condition written with
         #: strings only (no nulls) is found by its selector and values as written.
         self.conditions: Dict[Tuple[Tuple[Any, ...], Any, Tuple[Any, ...]], _SharedCondition] = {}
+        #: (op, values) -> (matcher, error, plain-``is`` members): a matcher does not depend on the
+        #: selector, so conditions on different properties with the same test share it (5,000 flags
+        #: chained by ``result`` conditions on ``["on", "off"]`` compile one matcher, not 5,000)
+        self.matchers: Dict[Tuple[str, Tuple[str, ...]], Tuple[Matcher, Optional[str], Optional[FrozenSet[str]]]] = {}
 
     def canonical(self, metadata: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
         """One dict for equal metadata (short text values interned), and whether it is shared.
@@ -349,7 +357,7 @@ class _Shared:
                 found = None
             if found is not None:
                 return found
-        selector = _selector(value, what + part)
+        selector = _selector(value, what + part, self.names)
         self.selectors[selector] = selector
         return selector
 
@@ -366,17 +374,23 @@ class _Shared:
         if found is None:
             values = tuple(map(_intern, values))
             key = (selector, op, values)
-            error = None
-            try:
-                matcher = compile_matcher(op, values)
-            except InvalidCondition as exc:
-                error = str(exc)
-                matcher = invalid_matcher()
+            matcher, error, members = self.matcher(op, values)
             field, sub_key = user_path(selector)
-            members = plain_is_members(op, values) if error is None else None
             compiled = (field, sub_key, self.getter(selector), matcher, members)
             found = self.conditions[key] = (compiled, error, cohort_group_type(selector), values,
                                             (selector, op, values))
+        return found
+
+
+    def matcher(self, op: str, values: Tuple[str, ...]) -> Tuple[Matcher, Optional[str], Optional[FrozenSet[str]]]:
+        """``(matcher, error or None, plain-is members or None)`` for ``op`` over ``values``."""
+        found = self.matchers.get((op, values))
+        if found is None:
+            try:
+                found = (compile_matcher(op, values), None, plain_is_members(op, values))
+            except InvalidCondition as exc:
+                found = (invalid_matcher(), str(exc), None)
+            self.matchers[(op, values)] = found
         return found
 
 

@@ -120,3 +120,18 @@ def test_merged_metadata_keeps_its_order_and_types_whether_shared_or_not() -> No
         ("z", "{'a': True, 'b': 'variant', 'c': 'segment', 'd': 1}"),
     ]
     assert raw[0]["metadata"] == {"a": True, "b": "flag"}  # the caller's objects are never changed
+
+
+def test_conditions_on_different_properties_with_the_same_test_share_the_matcher_only() -> None:
+    flags = compile_flags([
+        targeted_flag("a", [[condition(prop("plan"), "is", ["pro", "team"])]]),
+        targeted_flag("b", [[condition(prop("tier"), "is", ["pro", "team"])]]),
+        targeted_flag("c", [[condition(prop("tier"), "is not", ["pro", "team"])]]),
+    ])
+    a, b, c = (flags.flags[k].segments[0].conditions[0][0] for k in "abc")  # type: ignore[index]
+    # (field, key, get, match, members): the matcher and the `is` members are shared, the getters are not
+    assert a[3] is b[3] and a[4] is b[4] == frozenset({"pro", "team"})
+    assert a[2] is not b[2] and (a[1], b[1]) == ("plan", "tier")
+    assert c[3] is not b[3] and c[4] is None
+    user = User(user_properties={"plan": "pro", "tier": "free"})
+    assert {k: v.key for k, v in evaluate(flags, user).items()} == {"a": "on", "b": "off", "c": "on"}
