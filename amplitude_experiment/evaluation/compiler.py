@@ -435,7 +435,9 @@ class _FlagCompiler:
         _require(isinstance(dependencies, list) and all(isinstance(d, str) for d in dependencies),
                  "dependencies must be a list of flag keys")
         compiled_segments = tuple(self._segment(i, s) for i, s in enumerate(segments))
-        flag = CompiledFlag(self.key, compiled_segments, tuple(dependencies), self._metadata[0])
+        names = self.shared.names  # a flag key named again by dependencies and result selectors: one object
+        flag = CompiledFlag(names.setdefault(self.key, self.key), compiled_segments,
+                            tuple([names.setdefault(d, d) for d in dependencies]), self._metadata[0])
         flag.cohort_ids = {t: frozenset(ids) for t, ids in self.cohort_ids.items()}
         return flag
 
