@@ -16,12 +16,17 @@ Each measurement is a fresh process (``--worker``) of the side's interpreter tha
 the public API only, and reports:
 
 * ``load_s``: wall time of ``start()`` (flags, then both cohorts downloaded and stored);
+* ``load_cpu_s``: CPU time of the process (all threads) during ``start()``: steadier than the
+  wall time on a busy machine;
 * ``rss_mb``: RSS after ``start()`` and a ``gc.collect()``, minus RSS before ``start()``;
 * ``eval_us``: one ``evaluate_v2`` of the three flags, for members and non-members in turn;
 * ``eval_without_us`` (ours): the same flags and users with cohort sync off, so the ratio
   ``eval_us / eval_without_us`` is what cohort targeting adds (target: <= 1.5);
 * ``eval_own_ids_us`` (ours): cohort sync off, each user carrying the cohort ids it belongs to,
-  so ``eval_us / eval_own_ids_us`` is the cost of the membership lookup alone.
+  so ``eval_us / eval_own_ids_us`` is the cost of the membership lookup alone;
+* ``eval_new_users_us`` (ours): cohort sync on, 100,000 distinct users in turn, so that no
+  lookup is answered from the store's memory of recent user ids (``eval_us`` cycles through
+  1,000 users, as a service with returning users does).
 
 Sides and reps are interleaved (ours, reference, ours, ...) and medians are printed with the
 ratio reference / ours (higher is better for ours). The reference runs isolated (``-I``, no
@@ -118,7 +123,12 @@ def serve(members: int) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                super().handle_error(request, client_address)  # a client gone mid-body is no news
+
+    server = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     sys.stdin.read()
@@ -134,11 +144,11 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def bench_users(user_type: Any, members: int, with_ids: bool = False) -> List[Any]:
-    """1000 users, about half of them members (of one or both cohorts); ``with_ids``: each
+def bench_users(user_type: Any, members: int, with_ids: bool = False, count: int = 1000) -> List[Any]:
+    """``count`` users, about half of them members (of one or both cohorts); ``with_ids``: each
     carries the cohort ids it belongs to, as a caller without cohort sync would pass them."""
     users = []
-    for i in range(1000):
+    for i in range(count):
         n = i * 7919 % (members * 3 // 2 + members // 2)
         starts = ((COHORT_IDS[0], 0), (COHORT_IDS[1], members // 2))
         ids = [cid for cid, start in starts if start <= n < start + members]
@@ -150,10 +160,11 @@ def measure_evaluation(client: Any, users: List[Any], calls: int = 20000) -> flo
     for user in users[:100]:
         client.evaluate_v2(user)
     best = float("inf")
-    for _ in range(5):
+    n = len(users)
+    for rep in range(5):
         started = time.perf_counter()
-        for i in range(calls):
-            client.evaluate_v2(users[i % 1000])
+        for i in range(rep * calls, (rep + 1) * calls):
+            client.evaluate_v2(users[i % n])
         best = min(best, (time.perf_counter() - started) / calls)
     return best * 1e6
 
@@ -170,15 +181,16 @@ def worker(url: str, members: int, side: str) -> Dict[str, Any]:
     gc.collect()
     before = rss_mb()
     client = LocalEvaluationClient(API_KEY, config(True))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     client.start()
-    load_s = time.perf_counter() - started
+    load_s, load_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     gc.collect()
-    out: Dict[str, Any] = {"side": side, "load_s": load_s, "rss_mb": rss_mb() - before}
+    out: Dict[str, Any] = {"side": side, "load_s": load_s, "load_cpu_s": load_cpu_s, "rss_mb": rss_mb() - before}
     member = User(user_id=member_id(members // 2), device_id="d")
     out["check"] = {k: v.key for k, v in sorted(client.evaluate_v2(member).items())}
     out["eval_us"] = measure_evaluation(client, bench_users(User, members))
     if side == "ours":
+        out["eval_new_users_us"] = measure_evaluation(client, bench_users(User, members, count=100_000))
         plain = LocalEvaluationClient(API_KEY, config(False))
         plain.start()
         out["eval_without_us"] = measure_evaluation(plain, bench_users(User, members))
@@ -250,16 +262,19 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
         return statistics.median(values) if values else None
 
     rows = []
-    for key, label, unit in (("load_s", "start() with two cohorts", "s"), ("rss_mb", "RSS after start()", "MB"),
+    for key, label, unit in (("load_s", "start() with two cohorts", "s"),
+                             ("load_cpu_s", "start(), CPU time", "s"),
+                             ("rss_mb", "RSS after start()", "MB"),
                              ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us")):
         ours, ref = median("ours", key), median("reference", key)
         rows.append({"measure": label, "unit": unit, "ours": ours, "reference": ref,
                      "reference / ours": (ref / ours) if ours and ref else None})
     with_, without = median("ours", "eval_us"), median("ours", "eval_without_us")
-    own = median("ours", "eval_own_ids_us")
+    own, new_users = median("ours", "eval_own_ids_us"), median("ours", "eval_new_users_us")
     summary = {"members_per_cohort": args.members, "reps": args.reps, "rows": rows,
                "ours_eval_with_over_without_cohorts": (with_ / without) if with_ and without else None,
                "ours_eval_with_over_own_ids": (with_ / own) if with_ and own else None,
+               "ours_eval_new_users_over_without_cohorts": (new_users / without) if new_users and without else None,
                "checks": {side: [r["check"] for r in runs[side]][:1] for side in runs}}
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -278,6 +293,13 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
               f"{summary['ours_eval_with_over_without_cohorts']:.2f}x ({with_:.3f} / {without:.3f} us)")
         print(f"ours: evaluate_v2 with cohort sync / sync off, users passing their cohort ids: "
               f"{summary['ours_eval_with_over_own_ids']:.2f}x ({with_:.3f} / {own:.3f} us)")
+    if summary["ours_eval_new_users_over_without_cohorts"] is not None:
+        print(f"ours: evaluate_v2 with cohort sync, 100,000 distinct users (no memo hits) / sync off: "
+              f"{summary['ours_eval_new_users_over_without_cohorts']:.2f}x ({new_users:.3f} / {without:.3f} us)")
+    for side in runs:
+        if runs[side]:
+            print(f"{side} per rep: start s " + " ".join(f"{r['load_s']:.3f}" for r in runs[side])
+                  + " | eval us " + " ".join(f"{r['eval_us']:.2f}" for r in runs[side]))
     print("variants of a member of both cohorts:", summary["checks"])
 
 

@@ -4,15 +4,23 @@ A cohort of a million members held as a ``frozenset`` of their ids costs ~130 MB
 strings and the set table); every worker process of every host pays it. Here a cohort keeps
 only a sorted ``array('d')`` of one 8-byte key per member: 8 MB per million members
 (``benchmarks/bench_cohorts.py``: two cohorts of a million, half shared, ~19 MB of RSS against
-~197 MB for the official SDK). Parsing builds the strings once, turns them into keys, frees
-them, sorts the keys, and asks glibc to give the freed memory back.
+~197 MB for the official SDK). Parsing builds the ids once, turns them into keys, frees them,
+sorts the keys, and asks glibc to give the freed memory back.
 
 The key of an id is ``float(hash(id))``: Python's 64-bit string hash, rounded to a double's
-53-bit precision (sorting doubles is twice as fast as sorting 64-bit ints in CPython, and the
-keys never leave the process, so the per-process hash seed does not matter). Membership is a
-binary search. A non-member is reported as a member only when its key equals a member's key:
+53-bit precision (sorting doubles is about 1.6x as fast as sorting 64-bit ints in CPython, and the
+keys never leave the process, so the per-process hash seed does not matter). Membership is
+a binary search. A non-member is reported as a member only when its key equals a member's key:
 with ``N`` members that happens with probability at most ``N * 2**-53`` per lookup, about
 1e-10 for a million members.
+
+Where the time of a parse goes, per million members (CPU, measured on the benchmark's bodies):
+``json.loads`` and the type check ~70 ms, a float key per id ~60 ms, sorting the keys ~180 ms,
+packing them and freeing the floats ~50 ms, the directory ~8 ms. The sort is what a compact
+structure costs: a ``set`` needs none but holds ~60 bytes per member. Splitting the memberIds
+text with ``bytes.split`` instead of ``json.loads`` was measured too: with the checks that keep
+its results identical to json's (no escapes, quotes or control characters inside ids) it
+saved nothing end to end, so json parses.
 """
 
 from __future__ import annotations
@@ -61,17 +69,19 @@ class CohortBodyError(ValueError):
 # Keys span [-2**63, 2**63]; a key's bucket is int((key + _OFFSET) * buckets / 2**64).
 _OFFSET = 2.0 ** 63
 _SPAN = 2.0 ** 64
-# About this many keys per bucket of the directory (4 bytes per bucket: a quarter byte per member).
-_PER_BUCKET = 16
+# About this many keys per bucket of the directory (4 bytes per bucket: 1/16 byte per member).
+# A lookup searches two buckets (~7 comparisons); the directory costs one bisect per bucket to
+# build: ~8 ms per million keys (16 keys per bucket: ~27 ms for one comparison less).
+_PER_BUCKET = 64
 
 
 class Members:
     """The member ids of one cohort, as sorted 8-byte keys (immutable).
 
     ``member_id in members`` is a binary search. A directory (the first key index of each of
-    ``buckets`` equal slices of the key space) narrows it to a few neighbouring keys, so a
-    lookup touches two or three cache lines instead of twenty (the keys of many cohorts do not
-    stay in the CPU cache). ``len(members)`` is the number of keys (the number of ids, as
+    ``buckets`` equal slices of the key space) narrows it to two neighbouring buckets, so a
+    lookup touches a few cache lines instead of twenty (the keys of many cohorts do not stay in
+    the CPU cache). ``len(members)`` is the number of keys (the number of ids, as
     Amplitude lists each member once). Ids are text: other values never match.
     """
 
@@ -86,14 +96,17 @@ class Members:
             buckets *= 2
         #: bucket of a key: ``int((key + 2**63) * scale)``, in ``[0, buckets]``
         self.scale = buckets / _SPAN
+        # Bucket starts are multiples of 2**64 / buckets: exact doubles, so index[b] is exactly
+        # the number of keys below the start of bucket b.
+        step = _SPAN / buckets
         #: ``index[b]``: the first key at or above the start of bucket ``b`` (``buckets + 1`` entries)
         self.index = array("I" if self._size < 2 ** 32 else "Q",
-                           [bisect_left(keys, b / self.scale - _OFFSET) for b in range(buckets + 1)])
+                           [bisect_left(keys, b * step - _OFFSET) for b in range(buckets + 1)])
 
     @classmethod
     def from_ids(cls, ids: Iterable[str]) -> "Members":
         """Members from ids (duplicates are kept once)."""
-        return cls(array("d", sorted(map(float, map(hash, set(ids))))))
+        return cls(sorted_keys(list(set(ids))))
 
     def __contains__(self, member_id: object) -> bool:
         if type(member_id) is not str:
@@ -102,15 +115,12 @@ class Members:
 
     def contains_key(self, key: float) -> bool:
         """Membership of an id by its key (``float(hash(id))``), when several cohorts are asked."""
+        # The computed bucket c is the key's bucket or the next one (key + 2**63 may round up to
+        # the start of the next bucket, never past it): searching buckets c-1 and c is exact.
+        c = int((key + _OFFSET) * self.scale)
         index = self.index
-        last = len(index) - 1
-        b = int((key + _OFFSET) * self.scale)
-        # One bucket of slack on each side: rounding in the bucket formula is far below a bucket.
-        lo = index[b - 1] if b > 0 else 0
-        hi = index[b + 2] if b + 2 <= last else self._size
-        keys = self.keys
-        i = bisect_left(keys, key, lo, hi)
-        return i < self._size and keys[i] == key
+        i = bisect_left(self.keys, key, index[c - 1] if c else 0, index[c + 1] if c + 1 < len(index) else self._size)
+        return i < self._size and self.keys[i] == key
 
     def __len__(self) -> int:
         return self._size
@@ -135,6 +145,26 @@ class Members:
 def member_key(member_id: str) -> float:
     """The key :class:`Members` keeps for ``member_id``."""
     return float(hash(member_id))
+
+
+def sorted_keys(ids: List[Any]) -> "array[float]":
+    """The sorted keys of ``ids`` (one ``float(hash(id))`` each); empties ``ids``.
+
+    Two choices here are measured (``benchmarks/bench_cohorts.py``, two cohorts of a million):
+
+    * a list of floats from one pass over the ids, sorted by ``sorted()``: building an ``array``
+      from the iterator instead (and sorting that) costs ~40 ms more per million ids;
+    * the packed array is made while the two lists still exist, and they go after it: glibc then
+      puts their memory back in its free lists, which ``malloc_trim`` returns to the OS. Freed
+      first, they would join the top of a worker thread's heap, which glibc keeps resident (up
+      to twice its dynamic mmap threshold, tens of MB): 19 MB of RSS after ``start()`` in the
+      benchmark instead of 30.
+    """
+    unsorted = list(map(float, map(hash, ids)))
+    ids.clear()
+    packed = array("d", sorted(unsorted))
+    del unsorted
+    return packed
 
 
 def _fields(cohort_id: str, doc: Any) -> Tuple[str, int, Any]:
@@ -177,12 +207,8 @@ def parse_cohort_body(cohort_id: str, body: Any) -> Tuple[str, int, Members]:
         doc.clear()
         if not set(map(type, member_ids)) <= {str}:
             raise CohortBodyError("memberIds holds a non-string member")
-        # One 8-byte key per id (no float object outlives its conversion), then the strings go,
-        # then the keys are sorted: the peak holds the strings or the sorted floats, never both.
-        unsorted = array("d", map(float, map(hash, member_ids)))
-        member_ids.clear()
+        keys = sorted_keys(member_ids)
         del member_ids
-        keys = array("d", sorted(unsorted))
-        del unsorted
+        members = Members(keys)
         release_freed_memory()
-    return group_type, last_modified, Members(keys)
+    return group_type, last_modified, members

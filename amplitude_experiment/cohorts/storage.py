@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from .members import Members, member_key
 
@@ -12,6 +14,13 @@ from .members import Members, member_key
 USER_GROUP_TYPE = "User"
 
 _NONE: FrozenSet[str] = frozenset()
+_OFFSET = 2.0 ** 63
+
+#: Member ids whose cohorts a store remembers, per published set of cohorts (then it starts over).
+MEMO_CAPACITY = 8192
+# Longer ids are looked up every time: the memo keeps its ids alive.
+_MEMO_MAX_ID_LENGTH = 256
+_MISS: Any = object()
 
 
 @dataclass(frozen=True)
@@ -37,46 +46,80 @@ class Cohort:
         return cls(cohort_id, group_type, last_modified, len(members), members)
 
 
-# Per group type: (cohort id, its membership test by key) of every stored cohort of that type.
-_Index = Mapping[str, Tuple[Tuple[str, Callable[[float], bool]], ...]]
+# What a lookup needs of one cohort, unpacked so that the loop over cohorts makes no call but
+# the binary search: (cohort id, keys, bounds, directory scale, size), where ``bounds`` is the
+# directory with 0 before it and the size after it: the keys of buckets c-1 and c are
+# ``keys[bounds[c]:bounds[c + 2]]`` for every bucket c.
+_Entry = Tuple[str, Any, Any, float, int]
+# Per group type, the entries of every stored cohort of that type, in cohort id order.
+_Index = Mapping[str, Tuple[_Entry, ...]]
 
 
 def _index_of(cohorts: Mapping[str, Cohort]) -> _Index:
-    by_type: Dict[str, List[Tuple[str, Callable[[float], bool]]]] = {}
+    by_type: Dict[str, List[_Entry]] = {}
     for cid, cohort in sorted(cohorts.items()):
-        by_type.setdefault(cohort.group_type, []).append((cid, cohort.members.contains_key))
+        m = cohort.members
+        bounds = array(m.index.typecode, [0]) + m.index + array(m.index.typecode, [len(m)])
+        by_type.setdefault(cohort.group_type, []).append((cid, m.keys, bounds, m.scale, len(m)))
     return {group_type: tuple(entries) for group_type, entries in by_type.items()}
+
+
+def _containing(entries: Tuple[_Entry, ...], key: float) -> List[str]:
+    """Ids of the cohorts among ``entries`` that hold ``key``: :meth:`Members.contains_key`, inlined."""
+    found = []
+    shifted = key + _OFFSET
+    for cid, keys, bounds, scale, size in entries:
+        c = int(shifted * scale)
+        i = bisect_left(keys, key, bounds[c], bounds[c + 2])
+        if i < size and keys[i] == key:
+            found.append(cid)
+    return found
+
+
+# Sorted cohort id lists kept by content: few distinct ones occur, so memoised lookups share them.
+_LISTS_CAPACITY = 1024
+
+
+class _State:
+    """One published set of cohorts, with what readers derive from it (never shared with another)."""
+
+    __slots__ = ("cohorts", "index", "memo")
+
+    def __init__(self, cohorts: Mapping[str, Cohort]) -> None:
+        self.cohorts = cohorts
+        #: lookup index; built by the first lookup (a burst of writes builds it once)
+        self.index: Optional[_Index] = None
+        #: (the candidate ids it answers for, user id -> their sorted cohort ids or None); one
+        #: attribute, so that a reader never pairs one set of candidates with another's answers
+        self.memo: Tuple[object, Dict[str, Optional[List[str]]]] = (None, {})
 
 
 class CohortStore:
     """Cohorts by id.
 
-    Writers serialise on a lock and publish a new mapping (with its lookup index) in one
-    assignment; readers use whatever is current without locking, so a reader never sees a
-    half-applied write.
+    Writers serialise on a lock and publish a new mapping in one assignment; readers use whatever
+    is current without locking, so a reader never sees a half-applied write. The user cohorts of
+    recently looked-up user ids are remembered (up to ``MEMO_CAPACITY`` ids) until the next write.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # Never mutated once published: writers copy, change and swap.
         self._cohorts: Mapping[str, Cohort] = {}
-        # (cohorts, their lookup index or None until the first lookup after a write)
-        self._state: Tuple[Mapping[str, Cohort], Optional[_Index]] = ({}, {})
+        self._state = _State({})
+        #: sorted cohort id lists by content (see ``_shared_list``)
+        self._lists: Dict[Tuple[str, ...], List[str]] = {}
 
     def _publish(self, cohorts: Mapping[str, Cohort]) -> None:
-        # Called with the lock held; the index is built by the next lookup (a burst of writes
-        # builds it once).
+        # Called with the lock held.
         self._cohorts = cohorts
-        self._state = (cohorts, None)
+        self._state = _State(cohorts)
 
-    def _index(self) -> _Index:
-        state = self._state
-        index = state[1]
+    @staticmethod
+    def _index(state: _State) -> _Index:
+        index = state.index
         if index is None:
-            index = _index_of(state[0])
-            with self._lock:
-                if self._state is state:  # not replaced meanwhile by a writer
-                    self._state = (state[0], index)
+            index = state.index = _index_of(state.cohorts)  # racing readers build equal ones
         return index
 
     def reset_lock(self) -> None:
@@ -117,17 +160,60 @@ class CohortStore:
                     group_type: str = USER_GROUP_TYPE) -> FrozenSet[str]:
         """Which of ``candidate_ids`` are stored cohorts of ``group_type`` that contain ``member_id``.
 
-        On the evaluation path: one hash of ``member_id``, then one short binary search per
-        stored cohort of the group type.
+        One hash of ``member_id``, then one short binary search per stored cohort of the group type.
         """
-        entries = self._index().get(group_type)
+        entries = self._index(self._state).get(group_type)
         if not entries or type(member_id) is not str:
             return _NONE
-        key = member_key(member_id)
-        found = [cid for cid, contains_key in entries if contains_key(key)]
+        found = _containing(entries, member_key(member_id))
         if not found:
             return _NONE
         return frozenset(found).intersection(candidate_ids)
+
+    def user_cohort_ids(self, user_id: str, candidates: FrozenSet[str]) -> Optional[List[str]]:
+        """The sorted ids of the stored user cohorts among ``candidates`` that contain ``user_id``;
+        None when there are none.
+
+        The evaluation path: remembered per user id (for the same ``candidates`` object) until the
+        next write, so a returning user costs one dict lookup. The list is shared: do not modify it.
+        """
+        state = self._state
+        memo = state.memo
+        if memo[0] is candidates:
+            found = memo[1].get(user_id, _MISS)
+            if found is not _MISS:
+                return found  # type: ignore[no-any-return]
+        else:
+            memo = state.memo = (candidates, {})
+        found = self._user_cohort_ids(state, user_id, candidates)
+        if len(user_id) <= _MEMO_MAX_ID_LENGTH:
+            remembered = memo[1]
+            if len(remembered) >= MEMO_CAPACITY:
+                remembered.clear()
+            remembered[user_id] = found
+        return found
+
+    def _user_cohort_ids(self, state: _State, user_id: str, candidates: FrozenSet[str]) -> Optional[List[str]]:
+        entries = (state.index or self._index(state)).get(USER_GROUP_TYPE)
+        if not entries:
+            return None
+        found = _containing(entries, float(hash(user_id)))  # member_key(), inlined
+        if not found:
+            return None
+        if not candidates.issuperset(found):
+            found = [cid for cid in found if cid in candidates]
+            if not found:
+                return None
+        return self._shared_list(tuple(found))
+
+    def _shared_list(self, ids: Tuple[str, ...]) -> List[str]:
+        lists = self._lists
+        shared = lists.get(ids)
+        if shared is None:
+            if len(lists) >= _LISTS_CAPACITY:
+                lists.clear()
+            shared = lists[ids] = list(ids)
+        return shared
 
     def __len__(self) -> int:
         return len(self._cohorts)

@@ -16,8 +16,9 @@ import operator
 import threading
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
+from ..cohorts.storage import CohortStore
 from ..evaluation.compiler import USER_GROUP_TYPE
-from ..user import USER_CONTEXT_FIELDS
+from ..user import USER_CONTEXT_FIELDS, User
 
 _default_logger = logging.getLogger("amplitude_experiment.local.cohort_view")
 _warned: Set[str] = set()
@@ -52,21 +53,6 @@ def forget_warnings() -> None:
     """Warn again about kinds of odd values already warned about (for tests)."""
     with _warned_lock:
         _warned.clear()
-
-
-# Memberships found -> their ids sorted: few distinct sets occur, so most calls build no list.
-# The lists are shared between evaluations (evaluation never changes a user's values).
-_SORTED_CAPACITY = 1024
-_sorted: Dict[FrozenSet[str], List[str]] = {}
-
-
-def _sorted_ids(found: FrozenSet[str]) -> List[str]:
-    ids = _sorted.get(found)
-    if ids is None:
-        if len(_sorted) >= _SORTED_CAPACITY:
-            _sorted.clear()
-        ids = _sorted[found] = sorted(found)
-    return ids
 
 
 def _warn_once(kind: str, message: str, logger: logging.Logger) -> None:
@@ -132,7 +118,7 @@ def _group_name(names: Any) -> Optional[str]:
     return None
 
 
-def _merge_groups(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Any,
+def _merge_groups(user: Any, targeted: Mapping[str, FrozenSet[str]], store: CohortStore,
                   logger: Optional[logging.Logger]) -> Any:
     """A copy of ``user.group_cohort_ids`` (normalised) with the synced memberships of the user's
     groups added; ``None`` when the user has neither."""
@@ -144,7 +130,7 @@ def _merge_groups(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Any,
     for group_type, names in groups.items():
         candidates = targeted.get(group_type)
         name = _group_name(names) if candidates else None
-        if name is None:
+        if name is None or candidates is None:
             continue
         found = store.memberships(name, candidates, group_type)
         if not found:
@@ -173,7 +159,10 @@ def _copy_group_cohort_ids(value: Any, logger: Optional[logging.Logger]) -> Dict
     return copied
 
 
-def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Any,
+_new_view = CohortView.__new__
+
+
+def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: CohortStore,
                  logger: Optional[logging.Logger] = None) -> Any:
     """``user`` plus the synced cohorts (among ``targeted``) it and its groups belong to.
 
@@ -187,6 +176,22 @@ def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Any,
         store: the ``CohortStore`` to look memberships up in.
         logger: where a warning about odd cohort ids goes (once per kind).
     """
+    # The common case first, and cheaply: a plain User with a text user_id and nothing of its own
+    # to merge (the store remembers the answer per user id).
+    if type(user) is User and user.cohort_ids is None and user.group_cohort_ids is None and not user.groups:
+        user_id = user.user_id
+        if type(user_id) is str:
+            candidates = targeted.get(USER_GROUP_TYPE)
+            if not candidates:
+                return user
+            ids = store.user_cohort_ids(user_id, candidates)
+            if ids is None:
+                return user
+            view = _new_view(CohortView)
+            view._user = user
+            view.cohort_ids = ids
+            view.group_cohort_ids = None
+            return view
     changed = False
     cohort_ids = getattr(user, "cohort_ids", None)
     if cohort_ids is not None and (type(cohort_ids) is not list or not all(type(c) is str for c in cohort_ids)):
@@ -195,10 +200,9 @@ def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Any,
     user_cohorts = targeted.get(USER_GROUP_TYPE)
     user_id = getattr(user, "user_id", None)
     if user_cohorts and user_id is not None:
-        found = store.memberships(user_id if type(user_id) is str else _id_text(user_id), user_cohorts,
-                                  USER_GROUP_TYPE)
+        found = store.user_cohort_ids(user_id if type(user_id) is str else _id_text(user_id), user_cohorts)
         if found:
-            cohort_ids = _sorted_ids(found) if not cohort_ids else sorted(found.union(cohort_ids))
+            cohort_ids = found if not cohort_ids else sorted(set(found).union(cohort_ids))
             changed = True
     group_cohort_ids = getattr(user, "group_cohort_ids", None)
     if group_cohort_ids is not None or getattr(user, "groups", None):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from array import array
-from typing import List
+from typing import Any, Callable, List, Optional
 
 import pytest
 
-from amplitude_experiment.cohorts import Cohort, CohortStore, Members
+from amplitude_experiment.cohorts import Cohort, CohortStore, Members, storage
 
 
 def cohort(cid: str, members: List[str], group_type: str = "User", last_modified: int = 1) -> Cohort:
@@ -102,7 +103,7 @@ def test_members_are_compact_exact_and_text_only() -> None:
     """Issue 12 point 7: 8 bytes per member; lookups exact for members and non-members."""
     ids = [f"user-{i}" for i in range(10_000)]
     members = Members.from_ids(ids + ids[:10])  # duplicates count once
-    assert len(members) == 10_000 and members.nbytes == 80_000 + 1025 * 4  # keys + directory of 1024 buckets
+    assert len(members) == 10_000 and members.nbytes == 80_000 + 257 * 4  # keys + directory of 256 buckets
     assert all(i in members for i in ids)
     assert not any(f"user-{i}" in members for i in range(10_000, 20_000))
     assert "" not in members and 5 not in members and None not in members  # type: ignore[operator]
@@ -125,3 +126,141 @@ def test_the_directory_never_hides_a_key(keys: List[float]) -> None:
     near = [k + d for k in keys[:2000] for d in (-1e-3, 1e-3, -4096.0, 4096.0)] + [-2.0 ** 63 + 1e6, 2.0 ** 63 - 1e6]
     present = set(keys)
     assert [k for k in near if members.contains_key(k)] == [k for k in near if k in present]
+
+
+def _ulps(key: float, n: int) -> float:
+    """The double ``n`` steps above (``n < 0``: below) ``key``."""
+    for _ in range(abs(n)):
+        key = math.nextafter(key, math.inf if n > 0 else -math.inf)
+    return key
+
+
+def _through_the_store(members: Members) -> Callable[[float], bool]:
+    """The store's lookup (``_containing``, which inlines ``Members.contains_key``) of one cohort."""
+    entries = storage._index_of({"c": Cohort("c", "User", 1, len(members), members)})["User"]
+    return lambda key: storage._containing(entries, key) == ["c"]
+
+
+@pytest.mark.parametrize("lookup", ["Members.contains_key", "CohortStore"])
+def test_the_directory_is_exact_at_bucket_edges(lookup: str) -> None:
+    """A lookup searches the computed bucket and the one before: keys on and beside every bucket
+    start (where key + 2**63 rounds up to the next bucket) are found, their neighbours are not."""
+    # 64 * 64 keys spread over the key space (a directory of 64 or more buckets), plus the keys
+    # on and one step beside the starts of 64 equal slices of the key space.
+    spread = [float(i * 2 ** 52 - 2 ** 63) + 12345.0 for i in range(64 * 64)]
+    starts = [b * 2.0 ** 58 - 2.0 ** 63 for b in range(1, 64)]
+    edges = [_ulps(start, n) for start in starts for n in (-1, 0, 1)] + [-2.0 ** 63, 2.0 ** 63]
+    members = Members(array("d", sorted(set(spread + edges))))
+    assert len(members.index) == 129  # 4096 + 191 keys: 128 buckets
+    contains = members.contains_key if lookup == "Members.contains_key" else _through_the_store(members)
+    assert all(contains(k) for k in edges + spread)
+    assert not any(contains(_ulps(start, n)) for start in starts for n in (-3, -2, 2, 3))
+
+
+# -- the evaluation path: user_cohort_ids ---------------------------------------------------------
+
+
+def counting_lookups(monkeypatch: pytest.MonkeyPatch, during: Optional[Callable[[], None]] = None) -> List[str]:
+    """Record every uncached lookup (the ids searched for in the cohorts' keys)."""
+    calls: List[str] = []
+    real = storage._containing
+
+    def containing(entries: Any, key: float) -> List[str]:
+        calls.append(str(key))
+        if during is not None:
+            during()
+        return real(entries, key)
+
+    monkeypatch.setattr(storage, "_containing", containing)
+    return calls
+
+
+def test_user_cohort_ids_are_sorted_candidates_and_shared(store: CohortStore) -> None:
+    everything = frozenset({"a", "b", "org"})
+    assert store.user_cohort_ids("u2", everything) == ["a", "b"]
+    assert store.user_cohort_ids("u1", everything) == ["a"]  # "org" holds u1 too, but it is an org cohort
+    assert store.user_cohort_ids("u3", everything) == ["b"]
+    assert store.user_cohort_ids("nobody", everything) is None
+    assert store.user_cohort_ids("u2", frozenset({"b"})) == ["b"]  # only candidates
+    assert store.user_cohort_ids("u1", frozenset({"b"})) is None
+    # users with the same memberships share one list
+    store.put(cohort("c", ["x1", "x2"]))
+    assert store.user_cohort_ids("x1", everything | {"c"}) is store.user_cohort_ids("x2", everything | {"c"})
+
+
+def test_user_cohort_ids_are_remembered_until_the_next_write(store: CohortStore,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups = counting_lookups(monkeypatch)
+    candidates = frozenset({"a", "b"})
+    for _ in range(3):
+        assert store.user_cohort_ids("u1", candidates) == ["a"]
+        assert store.user_cohort_ids("nobody", candidates) is None
+    assert len(lookups) == 2
+    store.put(cohort("b", ["u1"], last_modified=2))  # a write forgets every answer
+    assert store.user_cohort_ids("u1", candidates) == ["a", "b"]
+    assert store.user_cohort_ids("nobody", candidates) is None
+    assert len(lookups) == 4
+    store.retain(["b"])
+    assert store.user_cohort_ids("u1", candidates) == ["b"]
+    # other candidates (a new flag config): answered afresh, for those candidates
+    assert store.user_cohort_ids("u1", frozenset({"a"})) is None
+    assert len(lookups) == 6
+
+
+def test_the_memory_of_answers_is_bounded(store: CohortStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "MEMO_CAPACITY", 4)
+    lookups = counting_lookups(monkeypatch)
+    candidates = frozenset({"a", "b"})
+    for i in range(10):
+        assert store.user_cohort_ids(f"user-{i}", candidates) is None
+    assert len(lookups) == 10
+    assert store.user_cohort_ids("user-9", candidates) is None and len(lookups) == 10  # still remembered
+    assert store.user_cohort_ids("user-0", candidates) is None and len(lookups) == 11  # forgotten
+    long_id = "u" * 257  # too long to keep
+    assert store.user_cohort_ids(long_id, candidates) is None
+    assert store.user_cohort_ids(long_id, candidates) is None
+    assert len(lookups) == 13
+
+
+def test_an_answer_computed_while_a_writer_publishes_is_not_kept(store: CohortStore,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup that read the cohorts before a write keeps its answer with those cohorts only."""
+    written: List[bool] = []
+
+    def write_once() -> None:
+        if not written:
+            written.append(True)
+            store.put(cohort("a", ["u1", "late"], last_modified=2))
+
+    counting_lookups(monkeypatch, during=write_once)
+    candidates = frozenset({"a"})
+    assert store.user_cohort_ids("late", candidates) is None  # answered from the cohorts it started with
+    assert store.user_cohort_ids("late", candidates) == ["a"]  # the next lookup sees the write
+
+
+def test_concurrent_readers_agree(store: CohortStore) -> None:
+    candidates = frozenset({"a", "b"})
+    start = threading.Barrier(4)
+    answers: List[List[Optional[List[str]]]] = []
+
+    def read() -> None:
+        start.wait()
+        answers.append([store.user_cohort_ids(uid, candidates) for uid in ("u1", "u2", "u3", "x") * 500])
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a == [["a"], ["a", "b"], ["b"], None] * 500 for a in answers)
+
+
+def test_sorted_keys_are_the_ids_hashes_in_order_and_free_the_ids() -> None:
+    from amplitude_experiment.cohorts.members import sorted_keys
+
+    ids = ["u3", "日本", "u1", "u3", "", "a\ud800"]
+    expected = sorted(float(hash(i)) for i in ids)
+    keys = sorted_keys(ids)
+    assert ids == []  # the ids go as soon as their keys exist
+    assert keys.typecode == "d" and keys.tolist() == expected  # duplicates kept: a parse counts what it got
+    assert sorted_keys([]).tolist() == []

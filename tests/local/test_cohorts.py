@@ -201,3 +201,40 @@ def test_odd_group_cohort_ids_are_normalised_too(server: AmplitudeStandIn) -> No
         assert keys(client, user) == {"vip": "off", "enterprise": "on", "not-blocked": "on"}
         user = User(user_id="nobody", groups={"org": "acme"}, group_cohort_ids="junk")  # type: ignore[arg-type]
         assert keys(client, user)["vip"] == "off" and len(client.evaluate_v2(user)) == 3
+
+
+def test_a_plain_user_gets_a_view_with_cohort_ids_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation path: a User with nothing of its own to merge gets its synced user cohorts
+    through a view (the caller's User untouched), looked up once per user id until the store changes."""
+    from amplitude_experiment.cohorts import Cohort, CohortStore, storage
+    from amplitude_experiment.local.cohort_view import CohortView, with_cohorts
+
+    store = CohortStore()
+    store.put(Cohort.of("cohort-vip", ["user-vip", "user-both"]))
+    store.put(Cohort.of("cohort-blocked", ["user-both"]))
+    store.put(Cohort.of("cohort-big-orgs", ["user-both"], group_type="org"))
+    targeted = {"User": frozenset({"cohort-vip", "cohort-blocked"}), "org": frozenset({"cohort-big-orgs"})}
+    searches: List[float] = []
+    real = storage._containing
+    monkeypatch.setattr(storage, "_containing", lambda entries, key: searches.append(key) or real(entries, key))
+
+    both = User(user_id="user-both", device_id="d1", user_properties={"plan": "pro"})
+    for _ in range(3):
+        view = with_cohorts(both, targeted, store)
+        assert type(view) is CohortView
+        assert (view.cohort_ids, view.group_cohort_ids) == (["cohort-blocked", "cohort-vip"], None)
+        assert (view.user_id, view.device_id, view.user_properties, view.groups) == ("user-both", "d1",
+                                                                                     {"plan": "pro"}, None)
+        nobody = User(user_id="nobody")
+        assert with_cohorts(nobody, targeted, store) is nobody
+    assert len(searches) == 2  # one per user id
+    assert both.cohort_ids is None
+    store.put(Cohort.of("cohort-vip", ["user-vip"], last_modified=2))
+    assert with_cohorts(both, targeted, store).cohort_ids == ["cohort-blocked"]
+    assert len(searches) == 3
+    # anything else takes the general path, with the same answers
+    assert with_cohorts(User(user_id="user-both", cohort_ids=["own"]), targeted, store).cohort_ids == [
+        "cohort-blocked", "own"]
+    grouped = with_cohorts(User(user_id="user-both", groups={"org": ["user-both"]}), targeted, store)
+    assert (grouped.cohort_ids, grouped.group_cohort_ids) == (["cohort-blocked"],
+                                                              {"org": {"user-both": ["cohort-big-orgs"]}})
