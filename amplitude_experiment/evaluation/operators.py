@@ -273,7 +273,10 @@ def compile_matcher(op: str, values: Sequence[str]) -> Matcher:
     values = tuple(values)
     if_null = null_result(op, values)
     if op in _SET_OPS:
-        return _set_matcher(_set_test(op, values), if_null)
+        set_matcher = _set_matcher(_set_test(op, values), if_null)
+        if op in (SET_CONTAINS_ANY, SET_DOES_NOT_CONTAIN_ANY) and not _has_boolean(values):
+            return _plain_any_matcher(op == SET_CONTAINS_ANY, frozenset(values), set_matcher)
+        return set_matcher
     general = _general_matcher(_string_test(op, values), if_null)
     if op in (IS, IS_NOT) and not _has_boolean(values):
         return _plain_is_matcher(op == IS, frozenset(values), general)
@@ -369,6 +372,21 @@ def _set_matcher(set_test: Callable[[List[str]], bool], if_null: bool) -> Matche
         return False if items is None else set_test(items)
 
     return match_set
+
+
+def _plain_any_matcher(positive: bool, wanted: FrozenSet[str], general: Matcher) -> Matcher:
+    """``set contains any`` / ``set does not contain any`` without boolean values, for a list of
+    strings (cohort ids, mostly) in one call; any other value goes to the general matcher."""
+    def match_any(value: Any) -> bool:
+        if type(value) is list:
+            for item in value:
+                if type(item) is not str:
+                    break
+            else:
+                return positive is not wanted.isdisjoint(value)
+        return general(value)
+
+    return match_any
 
 
 def _plain_is_matcher(positive: bool, value_set: FrozenSet[str], general: Matcher) -> Matcher:

@@ -316,3 +316,21 @@ def test_a_value_without_a_string_form_makes_the_condition_false() -> None:
 )
 def test_set_operators_compare_elements_like_is(op: str, values: List[str], value: Any, expected: bool) -> None:
     assert matches(op, values, value) is expected
+
+
+@pytest.mark.parametrize("value, contains_any, contains_none", [
+    (["a", "x"], True, False), (["x"], False, True), ([], False, True), (["A"], False, True),
+    (["x", "a", "a"], True, False), ([1, "a"], True, False), (["x", None], False, True), ('["a"]', True, False),
+    # a value that is not a list (nor a JSON array string) is no set: both operators are false
+    ("a", False, False), ("b", False, False), (7, False, False),
+])
+def test_set_any_of_string_values_answers_every_kind_of_value(value: Any, contains_any: bool,
+                                                                contains_none: bool) -> None:
+    # lists of strings take a one-call path; anything else the general one: the same answers
+    assert compile_matcher("set contains any", ["a", "b b"])(value) is contains_any
+    assert compile_matcher("set does not contain any", ["a", "b b"])(value) is contains_none
+
+
+def test_set_contains_any_of_null_follows_the_null_rule() -> None:
+    assert compile_matcher("set contains any", ["a"])(None) is False
+    assert compile_matcher("set does not contain any", ["a"])(None) is True
