@@ -6,8 +6,11 @@ Usage::
     python benchmarks/bench_dedup.py
 
 Prints bytes per entry at the default ``cache_capacity`` (tracemalloc, at the fullest moment:
-both generations full, keys included) and microseconds per ``track()`` for a dedup hit and for
-a never-seen user (the whole request path: dedup check plus enqueue), with 1 and 40 flags.
+both generations full, keys included), microseconds per ``track()`` for a dedup hit and for
+a never-seen user (the whole request path: dedup check plus enqueue), with 1 and 40 flags, and
+the bytes a queued assignment holds (what a backlog costs, see ``events/sender.py``) on the
+single rollout flag and the realistic 10- and 40-flag deployments of ``deployment.py``, with the
+users of ``bench_tracking.py`` (realistic ids, numbered).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import tracemalloc
 from typing import Any, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from deployment import realistic_deployment, realistic_users, single_rollout_flag  # noqa: E402
 
 from amplitude_experiment import AssignmentConfig, User  # noqa: E402
 from amplitude_experiment.evaluation import compile_flags, evaluate  # noqa: E402
@@ -73,10 +79,44 @@ def per_call(n_flags: int) -> str:
     return f"{n_flags:>2} flag(s): dedup hit {hit:.2f} us, never-seen user {miss:.2f} us"
 
 
+def queued_event_memory(flags_json: List[Any], n: int = 20_000) -> str:
+    """Bytes a queued assignment holds (ids included) and its dedup entry, by tracemalloc."""
+    compiled = compile_flags(flags_json)
+    templates = realistic_users(1000)
+
+    def users(start: int, count: int) -> Any:
+        for index in range(start, start + count):
+            kwargs = dict(templates[index % 1000])
+            if kwargs.get("user_id") is not None:
+                kwargs["user_id"] = f"{kwargs['user_id']}-n{index}"
+            kwargs["device_id"] = f"{kwargs['device_id']}-n{index}"
+            yield User(**kwargs)
+
+    tracker = AssignmentTracker(Queue(), 1 << 20)  # type: ignore[arg-type]
+    for user in users(0, 3000):  # remembered flag orders, written fragments: not per event
+        tracker.track(user, evaluate(compiled, user))
+    tracker.sender.items.clear()  # type: ignore[attr-defined]
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for user in users(10_000, n):  # each user and result is dropped after the call, as in a server
+        tracker.track(user, evaluate(compiled, user))
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    seen = tracker._seen
+    dedup = sum(sys.getsizeof(g) + sum(map(sys.getsizeof, g)) for g in (seen.current, seen.previous))
+    return f"{(used - dedup) / n:.0f} bytes per queued event (+{dedup / n:.0f} of dedup entry)"
+
+
 def main() -> None:
     print(f"dedup memory at the default capacity: {memory_per_entry():.0f} bytes per entry (target <= 150)")
     for n in (1, 40):
         print(per_call(n))
+    deployments = (("1 rollout flag", single_rollout_flag()), ("10 realistic flags", realistic_deployment(10)),
+                   ("40 realistic flags", realistic_deployment(40)))
+    for name, flags_json in deployments:
+        print(f"{name}: {queued_event_memory(flags_json)}")
 
 
 if __name__ == "__main__":

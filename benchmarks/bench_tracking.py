@@ -10,8 +10,9 @@ Two scenarios, each run in a fresh interpreter per SDK (public API only), side b
 - ``sustained``: ``--users`` (default 400,000) never-seen users evaluated back to back at full
   speed on a realistic 10-flag deployment, default ``AssignmentConfig`` (only ``api_key`` and
   ``server_url``), then ``stop()``. Reports the loop time, ``stop()`` time, the events and
-  distinct insert_ids the collector received, and the RSS of the measured process sampled
-  every 0.2 s from outside (peak, and the plateau: the median over the last half of the loop).
+  distinct insert_ids the collector received, the deepest event queue seen (ours: sampled from
+  ``stats()`` every 10,000 users), and the RSS of the measured process sampled every 0.2 s from
+  outside (peak, and the plateau: the median over the last half of the loop).
 - ``burst``: ``--burst-users`` (default 20,000) never-seen users on one rollout flag with the
   ingestion endpoint down (a port nobody listens on): peak RSS (``VmHWM``) after the loop.
 
@@ -128,18 +129,22 @@ def measure_main(flags_url: str, events_url: str, users: int, stop_timeout: floa
     client = LocalEvaluationClient(API_KEY, config)
     client.start()
     evaluate = client.evaluate_v2
+    stats = getattr(client, "stats", None)  # ours only
+    deepest = 0  # the most events seen waiting in the queue (sampled every 10,000 users)
     print(json.dumps({"phase": "loop", "rss_kb": _rss_kb()}), flush=True)
     t0 = time.perf_counter()
-    for user in _users(users):
+    for index, user in enumerate(_users(users)):
         evaluate(user)
+        if stats is not None and index % 10_000 == 0:
+            deepest = max(deepest, stats()["events"]["queue_depth"])
     loop = time.perf_counter() - t0
     peak_kb = _rss_kb("VmHWM")
     print(json.dumps({"phase": "stop"}), flush=True)
     t1 = time.perf_counter()
     client.stop(stop_timeout) if _takes_timeout(client.stop) else client.stop()
     stopped = time.perf_counter() - t1
-    stats = getattr(client, "stats", None)
     print(json.dumps({"phase": "done", "loop_seconds": loop, "stop_seconds": stopped, "peak_rss_kb": peak_kb,
+                      "deepest_queue": deepest if stats is not None else None,
                       "stats": stats() if callable(stats) else None}), flush=True)
 
 
@@ -243,6 +248,7 @@ def run_side(python: str, flags: List[Dict[str, Any]], users: int, endpoint_down
         "received_events": counts["events"],
         "distinct_insert_ids": counts["distinct_insert_ids"],
         "posts": counts["posts"],
+        "deepest_queue": done.get("deepest_queue"),
         "stats": done.get("stats"),
     }
 
@@ -295,7 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_rows(f"sustained: {args.users:,} new users, 10 flags, default AssignmentConfig, collector healthy",
                     side["ours"], side.get("official"),
                     ["loop_seconds", "stop_seconds", "received_events", "distinct_insert_ids", "posts",
-                     "plateau_rss_mb", "peak_rss_mb"])
+                     "deepest_queue", "plateau_rss_mb", "peak_rss_mb"])
         ours = side["ours"]
         exact = ours["distinct_insert_ids"] == ours["received_events"] == args.users
         print(f"  ours: {'every event delivered once' if exact else 'LOST OR DUPLICATED EVENTS'}")

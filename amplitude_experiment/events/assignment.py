@@ -1,8 +1,12 @@
 """Assignment events: one ``[Experiment] Assignment`` per user, per unique result, per day.
 
 The request thread does only the cheap part: a dedup check on a 60-bit key built from C-level
-tuple operations, then (on a miss) it captures what the event needs and queues it. The event
-dict, its insert_id and its JSON are built on the sender thread.
+tuple operations, then (on a miss) it queues one small tuple holding references to what the
+event needs: the user's ids, the time, and the compiled outcomes evaluation returned (shared
+with the flag snapshot). The event's JSON and its insert_id are written on the sender thread.
+
+What a queued event costs matters when events are made faster than they can be sent (a burst,
+an outage): see :data:`QueuedAssignment`.
 
 The rules of the event (design.md §5) are written once, in :func:`flag_entries`; the JSON
 writer and the dict builder both use it.
@@ -10,6 +14,7 @@ writer and the dict builder both use it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
@@ -19,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .._clock import SYSTEM_CLOCK, Clock
 from ..evaluation import Outcome
-from ..variant import Variant
+from ..variant import Variant, outcome_of
 from ..version import LIBRARY
 from .config import OFFICIAL_PROPERTY_NAMES, PREFIXED_PROPERTY_NAMES
 from .dedup import KEY_MASK, SeenKeys
@@ -33,8 +38,10 @@ _MASK32 = 0xFFFFFFFF
 _MUTUAL_EXCLUSION_GROUP = "mutual-exclusion-group"
 _PREFIXES = {PREFIXED_PROPERTY_NAMES: "[Experiment] ", OFFICIAL_PROPERTY_NAMES: ""}
 _variant_key = operator.attrgetter("key")
-# The compiled outcome evaluation attached to each variant it returned (see ``Variant``).
-_outcome_of = operator.attrgetter("_outcome")
+# An outcome's variant key (``Outcome.key``, its first field).
+_outcome_key = operator.itemgetter(0)
+_is = operator.is_
+_first = operator.itemgetter(0)
 # User fields copied onto the event with send_evaluated_props, under their HTTP API names.
 # (``library`` stays ours: it names the SDK that sent the event.)
 _EVENT_USER_FIELDS = (
@@ -48,12 +55,12 @@ _LIBRARY_JSON = encode_basestring(LIBRARY)
 _MAX_DEPTH = 32
 # Distinct result orders remembered for the dedup key (a handful per flag config in practice).
 _ORDERS_CAPACITY = 1024
-# Distinct results remembered (a few per flag config when targeting is coarse; when nearly every
-# user gets a result of their own, a miss only costs building one more small object).
-_RESULTS_CAPACITY = 1024
+# Distinct results whose outcomes tuple queued events share (see AssignmentTracker.track).
+_SHARED_CAPACITY = 1024
 
-#: (flag keys sorted, getter putting variant keys in that order or None, the flag keys as first seen)
-_Order = Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]], Tuple[str, ...]]
+#: (hash of the flag keys sorted, getter putting variant keys in that order or None when they
+#: already are, the flag keys as first seen: one tuple shared by every event with these keys)
+_Order = Tuple[int, Optional[Callable[[Any], Any]], Tuple[str, ...]]
 #: One entry of an event property or user property map: (name, value).
 Entry = Tuple[str, str]
 
@@ -95,51 +102,48 @@ def _valid_utf8(text: str) -> str:
     return text
 
 
-class Result:
-    """One distinct (flag keys, variant keys) result, shared by every queued event that has it.
-
-    Made on the request thread from tuples it builds anyway; the sending thread fills in the
-    flags' part of the insert_id hash once, and the JSON of the event's properties once for
-    the first outcomes seen with this result (``outcomes``): later events with those same
-    outcome objects share the text. (The same variant keys may come from other rules, so an
-    event carries its own outcomes tuple too.)
-    """
-
-    __slots__ = ("flag_keys", "variant_keys", "outcomes", "dedup_hash", "json", "flags_hash", "flags_power")
-
-    def __init__(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...], dedup_hash: int) -> None:
-        self.flag_keys = flag_keys
-        self.variant_keys = variant_keys
-        #: the first outcomes queued with this result (set once, by the request thread)
-        self.outcomes: Tuple[Outcome, ...] = ()
-        #: hash of the result in sorted flag order: equal for equal (flag, variant) sets
-        self.dedup_hash = dedup_hash
-        #: ``"event_properties":{...},"user_properties":{...}`` for ``outcomes`` (sending thread)
-        self.json: Optional[str] = None
-        #: the flags' part of the insert_id hash; power 0 until computed (sending thread)
-        self.flags_hash = 0
-        self.flags_power = 0
-
-
-#: A queued assignment: ``(writer, user_id, device_id, time in epoch ms, result, outcomes, user fields
-#: or None)``. A plain tuple (~4x cheaper to make than an object); the sender asks ``item[0]`` to
-#: write it. ``outcomes`` (one per flag, shared with the flag snapshot) is ``result.outcomes``
-#: itself whenever the objects are the same.
-QueuedAssignment = Tuple["EventWriter", Optional[str], Optional[str], int, Result, Tuple[Outcome, ...],
+#: A queued assignment: ``(writer, user_id, device_id, time in epoch ms, flag keys, outcomes, user
+#: fields or None)``. A plain tuple (~4x cheaper to make than an object); the sender asks ``item[0]``
+#: to write it. Everything in it but the tuple itself is shared or was made anyway: the ids are the
+#: caller's strings, the time is one int per millisecond, the flag keys one tuple per flag order,
+#: and ``outcomes`` (one per flag, shared with the flag snapshot) one tuple per distinct result
+#: seen lately. So an event in the queue holds ~100 bytes of its own, plus its ids and, when its
+#: result is new, its outcomes tuple (8 bytes a flag); measured in ``tests/events/test_assignment.py``.
+QueuedAssignment = Tuple["EventWriter", Optional[str], Optional[str], int, Tuple[str, ...], Tuple[Outcome, ...],
                          Optional[Dict[str, Any]]]
-
+#: What one flag outcome adds to an event, as JSON text: ``(outcome, flag key, event properties,
+#: $set entry, $unset entry)``; each text ends with a comma, or is empty when there is none.
+_Fragment = Tuple[Any, str, str, str, str]
+#: A few flags of a result, written: ``(their outcomes, their flag keys, hash, power, event
+#: properties, $set entries, $unset entries)``; see :class:`EventWriter`.
+_Group = Tuple[Tuple[Outcome, ...], Tuple[str, ...], int, int, str, str, str]
+#: How results with given flag keys are written: ``(the flag keys, a getter putting outcomes in
+#: sorted flag order or None when they are, the slices of the sorted flags written together,
+#: those flag keys)``.
+_Layout = Tuple[Tuple[str, ...], Optional[Callable[[Any], Any]], Tuple[slice, ...], Tuple[Tuple[str, ...], ...]]
+# Flags written together. Combinations of a few flags' outcomes repeat across users even when
+# whole results do not: on benchmarks/deployment.py's realistic flags, 99% of groups of 3 are
+# found in memory, 80% of groups of 4.
+_GROUP_SIZE = 3
+# Groups remembered (~1 KB each with their texts; the realistic 40-flag deployment uses ~2,300).
+_GROUPS_CAPACITY = 4096
+# Results of at most _GROUP_SIZE flags remembered whole.
+_RESULTS_CAPACITY = 1024
 
 
 class EventWriter:
-    """Writes queued assignments as JSON text, from fragments remembered per flag outcome.
+    """Writes queued assignments as JSON text, a few flags at a time.
 
-    An event's properties depend only on each flag's compiled outcome, so each (flag, outcome)
-    is written once as JSON and an event joins its flags' fragments with C-level ``map`` and
-    ``join`` (no Python loop per flag), or reuses its result's text when its outcomes are the
-    result's. The memo holds the outcomes it describes, so an ``id()`` key always refers to the
-    same live object; each fragment records its flag key, checked against the event's.
+    Flags are written in sorted key order, the order the insert_id hashes them in (and the
+    official SDK writes its properties in), in groups of three: the JSON of each group of
+    outcomes, and its part of the insert_id hash, are remembered, so an event costs C-level
+    ``map``, ``zip`` and ``join`` over its groups and a Python step per group (not per flag);
+    each (flag, outcome) is written once. The memos hold the objects they describe, so an
+    ``id()`` key always refers to the same live object; a group records its flag keys,
+    checked against the event's.
 
-    Not thread-safe: one writer serves one sending thread.
+    The sending threads share it: its memos are dicts whose entries are only ever correct (a
+    race at worst writes something twice, or forgets it early).
 
     Args:
         capacity: how many (flag, outcome) fragments are remembered.
@@ -149,72 +153,139 @@ class EventWriter:
     def __init__(self, capacity: int = 16384, prefix: str = "[Experiment] ") -> None:
         self.hasher = AssignmentHasher()
         self.prefix = prefix
-        # id(outcome) -> (outcome, flag key, event properties, $set entry, $unset entry); "" for none
-        self._fragments: Dict[int, Tuple[Any, str, str, str, str]] = {}
+        # id(outcome) -> fragment
+        self._fragments: Dict[int, _Fragment] = {}
         self._capacity = capacity
+        # id(flag keys) -> layout (holding the flag keys)
+        self._layouts: Dict[int, _Layout] = {}
+        # ids of a group's outcomes -> the group (holding them)
+        self._groups: Dict[Tuple[int, ...], _Group] = {}
+        # id(outcomes) -> (outcomes, flag keys, written): the last results of a few flags written
+        # (events with the same result share one outcomes tuple, see AssignmentTracker.track)
+        self._results: Dict[int, Tuple[Tuple[Outcome, ...], Tuple[str, ...], Tuple[str, int, int]]] = {}
 
-    def _fragment(self, flag_key: str, outcome: Outcome) -> Tuple[Any, str, str, str, str]:
-        if len(self._fragments) >= self._capacity:
-            self._fragments.clear()
+    def _fragment(self, flag_key: str, outcome: Outcome) -> _Fragment:
+        found = self._fragments.get(id(outcome))
+        if found is not None and found[1] == flag_key:
+            return found
         variant_key = outcome.key
         if variant_key is None:
-            found: Tuple[Any, str, str, str, str] = (outcome, flag_key, "", "", "")
+            found = (outcome, flag_key, "", "", "")
         else:
             properties, set_entry, unset_entry = flag_entries(flag_key, variant_key, outcome.metadata, self.prefix)
             found = (outcome, flag_key,
-                     ",".join(f"{_json(name)}:{_json(value)}" for name, value in properties),
-                     "" if set_entry is None else f"{_json(set_entry[0])}:{_json(set_entry[1])}",
-                     "" if unset_entry is None else f"{_json(unset_entry[0])}:{_json(unset_entry[1])}")
+                     "".join(f"{_json(name)}:{_json(value)}," for name, value in properties),
+                     "" if set_entry is None else f"{_json(set_entry[0])}:{_json(set_entry[1])},",
+                     "" if unset_entry is None else f"{_json(unset_entry[0])}:{_json(unset_entry[1])},")
+        if len(self._fragments) >= self._capacity:
+            self._fragments.clear()
         self._fragments[id(outcome)] = found
         return found
 
-    def _properties(self, flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...]) -> str:
-        """``"event_properties":{...},"user_properties":{...}`` of one event."""
-        fragments = list(map(self._fragments.get, map(id, outcomes)))
-        if None in fragments:
-            fragments = [self._fragment(flag_key, outcome) for flag_key, outcome in zip(flag_keys, outcomes)]
-        # columns: outcomes, flag keys, event properties, $set entries, $unset entries
-        columns = tuple(zip(*fragments))
-        if columns[1] != flag_keys:  # an outcome shared by two flags: write this event's own
-            columns = tuple(zip(*[self._fragment(flag_key, outcome) for flag_key, outcome in zip(flag_keys, outcomes)]))
-        return (f'"event_properties":{{{",".join(filter(None, columns[2]))}}},'
-                f'"user_properties":{{"$set":{{{",".join(filter(None, columns[3]))}}},'
-                f'"$unset":{{{",".join(filter(None, columns[4]))}}}}}')
+    def _layout(self, flag_keys: Tuple[str, ...]) -> _Layout:
+        positions = sorted(range(len(flag_keys)), key=flag_keys.__getitem__)
+        # (one key is always in order: an itemgetter of several positions is what returns a tuple)
+        in_order = None if positions == list(range(len(flag_keys))) else operator.itemgetter(*positions)
+        ordered = tuple(flag_keys[i] for i in positions)
+        slices = tuple(slice(start, start + _GROUP_SIZE) for start in range(0, len(ordered), _GROUP_SIZE))
+        layout = (flag_keys, in_order, slices, tuple(ordered[part] for part in slices))
+        if len(self._layouts) >= _ORDERS_CAPACITY:
+            self._layouts.clear()
+        self._layouts[id(flag_keys)] = layout
+        return layout
+
+    def _group(self, key: Tuple[int, ...], flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...]) -> _Group:
+        """Write a group of flags (in sorted order) and remember it by its outcomes' ids."""
+        _, _, properties, sets, unsets = zip(*map(self._fragment, flag_keys, outcomes))
+        h, power = self.hasher.group_part(flag_keys, tuple(map(_outcome_key, outcomes)))
+        group = (outcomes, flag_keys, h, power, "".join(properties), "".join(sets), "".join(unsets))
+        groups = self._groups
+        if len(groups) >= _GROUPS_CAPACITY:
+            # The older half goes (dicts keep insertion order): forgetting all at once would make
+            # every event after it write all its groups again.
+            for old in list(itertools.islice(groups, _GROUPS_CAPACITY // 2)):
+                groups.pop(old, None)
+        groups[key] = group
+        return group
+
+    def _written(self, flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...]) -> Tuple[str, int, int]:
+        """``"event_properties":{...},"user_properties":{...}`` of an event, and the (hash, power)
+        of its flags' part of the insert_id."""
+        if len(flag_keys) > _GROUP_SIZE:  # such results seldom repeat: remembering them costs more
+            return self._write(flag_keys, outcomes)
+        found = self._results.get(id(outcomes))
+        if found is not None and found[0] is outcomes and found[1] is flag_keys:
+            return found[2]
+        written = self._write(flag_keys, outcomes)
+        if len(self._results) >= _RESULTS_CAPACITY:
+            self._results.clear()
+        self._results[id(outcomes)] = (outcomes, flag_keys, written)
+        return written
+
+    def _write(self, flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...]) -> Tuple[str, int, int]:
+        """:meth:`_written` for a result not written lately."""
+        layout = self._layouts.get(id(flag_keys))
+        if layout is None or layout[0] is not flag_keys:
+            layout = self._layout(flag_keys)
+        _, in_order, slices, group_keys = layout
+        if in_order is not None:
+            outcomes = in_order(outcomes)
+        ids = tuple(map(id, outcomes))
+        keys = list(map(ids.__getitem__, slices))
+        groups = list(map(self._groups.get, keys))
+        try:
+            # columns: outcomes, flag keys, hashes, powers, event properties, $set entries, $unset entries
+            _, found_keys, hashes, powers, properties, sets, unsets = zip(*groups)
+        except TypeError:  # groups not written lately (a None among them)
+            groups = [group or self._group(key, flag_group, outcomes[part])
+                      for group, key, flag_group, part in zip(groups, keys, group_keys, slices)]
+            _, found_keys, hashes, powers, properties, sets, unsets = zip(*groups)
+        if found_keys != group_keys:  # outcomes shared by two flags: write this event's own groups
+            groups = [self._group(key, flag_group, outcomes[part])
+                      for key, flag_group, part in zip(keys, group_keys, slices)]
+            _, found_keys, hashes, powers, properties, sets, unsets = zip(*groups)
+        h = 0
+        for part_hash, part_power in zip(hashes, powers):
+            h = (h * part_power + part_hash) & _MASK32
+        power = 1
+        for part_power in powers:
+            power = (power * part_power) & _MASK32
+        # Each fragment ends with a comma: joined, the last one goes.
+        return (f'"event_properties":{{{"".join(properties)[:-1]}}},'
+                f'"user_properties":{{"$set":{{{"".join(sets)[:-1]}}},"$unset":{{{"".join(unsets)[:-1]}}}}}',
+                h, power)
 
     def insert_id(self, item: QueuedAssignment) -> str:
         """The insert_id of a queued assignment (design.md §5)."""
-        user_id, device_id, time_millis, result = item[1], item[2], item[3], item[4]
-        if not result.flags_power:
-            result.flags_hash, result.flags_power = self.hasher.flags_part(result.flag_keys, result.variant_keys)
+        user_id, device_id, time_millis, flag_keys, outcomes = item[1], item[2], item[3], item[4], item[5]
+        _, flags_hash, flags_power = self._written(flag_keys, outcomes)
         ids = f"{user_id.strip() if user_id else 'None'} {device_id.strip() if device_id else 'None'} "
-        h = (java_string_hash(ids) * result.flags_power + result.flags_hash) & _MASK32
+        h = (java_string_hash(ids) * flags_power + flags_hash) & _MASK32
         return f"{user_id} {device_id} {h} {time_millis // DAY_MILLIS}"
+
+    def ready(self, item: QueuedAssignment) -> Tuple[str, bytes]:
+        """(insert_id, the event as JSON in UTF-8): what the sender posts."""
+        _, user_id, device_id, time_millis, flag_keys, outcomes, fields = item
+        properties, flags_hash, flags_power = self._written(flag_keys, outcomes)
+        # The insert_id (design.md §5), as in :meth:`insert_id`, inlined: this runs once per event.
+        h = java_string_hash(f"{user_id.strip() if user_id else 'None'} {device_id.strip() if device_id else 'None'} ")
+        insert_id = f"{user_id} {device_id} {(h * flags_power + flags_hash) & _MASK32} {time_millis // DAY_MILLIS}"
+        if fields is not None:
+            return insert_id, _valid_utf8(encode_event(self.event(item, insert_id))).encode()
+        if user_id is not None and device_id is not None:
+            ids = f',"user_id":{encode_basestring(user_id)},"device_id":{encode_basestring(device_id)}'
+        elif user_id is not None:
+            ids = f',"user_id":{encode_basestring(user_id)}'
+        else:  # a missing id is left out, not sent as null
+            ids = "" if device_id is None else f',"device_id":{encode_basestring(device_id)}'
+        text = (f'{{"event_type":"{ASSIGNMENT_EVENT_TYPE}"{ids},{properties},"insert_id":'
+                f'{encode_basestring(insert_id)},"library":{_LIBRARY_JSON},"time":{time_millis:d}}}')
+        return insert_id, text.encode() if text.isascii() else _valid_utf8(text).encode()
 
     def to_json(self, item: QueuedAssignment) -> Tuple[str, str]:
         """(insert_id, the event as JSON text); decodes to exactly ``build(item)``."""
-        _, user_id, device_id, time_millis, result, outcomes, fields = item
-        if outcomes is result.outcomes:
-            properties = result.json
-            if properties is None:
-                properties = result.json = self._properties(result.flag_keys, outcomes)
-        else:
-            properties = self._properties(result.flag_keys, outcomes)
-        if not result.flags_power:
-            result.flags_hash, result.flags_power = self.hasher.flags_part(result.flag_keys, result.variant_keys)
-        # The insert_id (design.md §5), as in :meth:`insert_id`, inlined: this runs once per event.
-        h = java_string_hash(f"{user_id.strip() if user_id else 'None'} {device_id.strip() if device_id else 'None'} ")
-        insert_id = f"{user_id} {device_id} {(h * result.flags_power + result.flags_hash) & _MASK32} " \
-                    f"{time_millis // DAY_MILLIS}"
-        if fields is not None:
-            return insert_id, _valid_utf8(encode_event(self.event(item, insert_id)))
-        ids = ""
-        if user_id is not None:
-            ids += f',"user_id":{encode_basestring(user_id)}'
-        if device_id is not None:
-            ids += f',"device_id":{encode_basestring(device_id)}'
-        text = (f'{{"event_type":"{ASSIGNMENT_EVENT_TYPE}"{ids},{properties},"insert_id":'
-                f'{encode_basestring(insert_id)},"library":{_LIBRARY_JSON},"time":{time_millis:d}}}')
-        return insert_id, text if text.isascii() else _valid_utf8(text)
+        insert_id, data = self.ready(item)
+        return insert_id, data.decode()
 
     def build(self, item: QueuedAssignment) -> Dict[str, Any]:
         """The event as sent to Amplitude (design.md §5)."""
@@ -222,12 +293,12 @@ class EventWriter:
 
     def event(self, item: QueuedAssignment, insert_id: str) -> Dict[str, Any]:
         """The event dict, with its insert_id already computed."""
-        _, user_id, device_id, time_millis, result, outcomes, user_fields = item
+        _, user_id, device_id, time_millis, flag_keys, outcomes, user_fields = item
         event_properties: Dict[str, Any] = {}
         set_properties: Dict[str, Any] = {}
         unset_properties: Dict[str, Any] = {}
         prefix = self.prefix
-        for flag_key, outcome in zip(result.flag_keys, outcomes):
+        for flag_key, outcome in sorted(zip(flag_keys, outcomes), key=_first):  # in the order written
             variant_key = outcome.key
             if variant_key is None:
                 continue
@@ -320,11 +391,13 @@ class AssignmentTracker:
         # time.time itself for the real clock: one call less on the request path
         self._time: Callable[[], float] = time.time if type(clock) is Clock else clock.time
         self._writer = EventWriter(prefix=_PREFIXES[event_property_names])
-        # flag keys in result order -> (the same keys sorted, a getter putting variant keys in that order,
-        # the first tuple of these keys)
+        # flag keys in result order -> (hash of the keys sorted, a getter putting variant keys in that
+        # order, the first tuple of these keys)
         self._orders: Dict[Tuple[str, ...], _Order] = {}
-        # (flag keys, variant keys) in result order -> the latest Result with them
-        self._results: Dict[Tuple[Tuple[str, ...], Tuple[Optional[str], ...]], Result] = {}
+        # result hash -> (flag keys, outcomes) of the latest event queued with that result
+        self._shared: Dict[int, Tuple[Tuple[str, ...], Tuple[Outcome, ...]]] = {}
+        # the time of the latest event: events of the same millisecond share one int
+        self._last_millis = 0
         self.__init_counters()
 
     def __init_counters(self) -> None:
@@ -332,49 +405,37 @@ class AssignmentTracker:
         self.deduplicated = Counter()
         self.skipped = ReasonCounters()
 
-    def _sorted_order(self, flag_keys: Tuple[str, ...]) -> "_Order":
-        """The result's flag keys sorted, how to reorder its variant keys alike (None: already sorted),
-        and ``flag_keys`` itself (kept, so results with these keys share one tuple)."""
+    def _sorted_order(self, flag_keys: Tuple[str, ...]) -> _Order:
+        """How to hash a result with these flag keys regardless of their order (the hash of the
+        keys sorted, and a getter putting variant keys alike, None when they already are), and
+        ``flag_keys`` itself (kept, so events with these keys share one tuple)."""
         positions = sorted(range(len(flag_keys)), key=flag_keys.__getitem__)
         if positions == list(range(len(flag_keys))):
-            order: _Order = (flag_keys, None, flag_keys)
+            order: _Order = (hash(flag_keys), None, flag_keys)
         else:
-            order = (tuple(flag_keys[i] for i in positions), operator.itemgetter(*positions), flag_keys)
+            order = (hash(tuple(flag_keys[i] for i in positions)), operator.itemgetter(*positions), flag_keys)
         if len(self._orders) >= _ORDERS_CAPACITY:
             self._orders.clear()
         self._orders[flag_keys] = order
         return order
 
-    def _new_result(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...]) -> Result:
-        """A result not seen lately."""
-        order = self._orders.get(flag_keys) or self._sorted_order(flag_keys)
-        dedup_hash = hash((order[0], variant_keys if order[1] is None else order[1](variant_keys)))
-        # order[2]: the first tuple of these flag keys, shared by every result that has them
-        result = Result(order[2], variant_keys, dedup_hash)
-        if len(self._results) >= _RESULTS_CAPACITY:
-            self._results.clear()
-        self._results[(flag_keys, variant_keys)] = result
-        return result
-
-    @staticmethod
-    def _outcomes(result: Result, results: Dict[str, Variant]) -> Tuple[Outcome, ...]:
-        """The compiled outcomes the variants came from (``result.outcomes`` itself when the same)."""
-        values = results.values()
-        outcomes = tuple(map(_outcome_of, values))
-        if None in outcomes:  # variants evaluation did not make: their fields are copied now
-            return tuple(o if o is not None else _outcome_from(v) for o, v in zip(outcomes, values))
-        known = result.outcomes
-        if not known:
-            result.outcomes = outcomes
-        elif all(map(operator.is_, outcomes, known)):
-            return known
+    def _shared_outcomes(self, flag_keys: Tuple[str, ...], outcomes: Tuple[Outcome, ...],
+                         result_hash: int) -> Tuple[Outcome, ...]:
+        """``outcomes``, or the equal tuple an earlier event with the same result holds (the very
+        same objects): one tuple less in the queue, and the sender writes the result once."""
+        shared = self._shared.get(result_hash)
+        if shared is not None and shared[0] is flag_keys and all(map(_is, shared[1], outcomes)):
+            return shared[1]
+        if len(self._shared) >= _SHARED_CAPACITY:
+            self._shared.clear()
+        self._shared[result_hash] = (flag_keys, outcomes)
         return outcomes
 
     def track(self, user: Any, results: Dict[str, Variant]) -> None:
         """Queue an assignment event for this evaluation unless one was already sent today.
 
         Called on the request path and written for speed: a dedup hit costs two attribute
-        reads, a clock read, two tuples built in C, one dict lookup, one hash and two set
+        reads, a clock read, three tuples built in C, one dict lookup, two hashes and two set
         lookups; a miss adds a tuple of outcomes and queues a tuple. No I/O, never blocks.
         """
         if not results:
@@ -392,19 +453,33 @@ class AssignmentTracker:
             device_id = str(device_id)
         now = self._time()
         day = now // DAY_SECONDS
-        flag_keys = tuple(results)
+        keys = tuple(results)
         variant_keys = tuple(map(_variant_key, results.values()))
-        result = self._results.get((flag_keys, variant_keys)) or self._new_result(flag_keys, variant_keys)
+        sorted_hash, in_order, flag_keys = self._orders.get(keys) or self._sorted_order(keys)
         # The key does not depend on the order of the results (the insert_id sorts flags too),
         # and ids are compared trimmed, as the insert_id hash sees them.
+        result_hash = hash((sorted_hash, variant_keys if in_order is None else in_order(variant_keys)))
         key = hash((user_id.strip() if user_id else user_id, device_id.strip() if device_id else device_id, day,
-                    result.dedup_hash)) & KEY_MASK
+                    result_hash)) & KEY_MASK
         seen = self._seen
         if key in seen.current or key in seen.previous or not seen.first_time(key, day):
             self.deduplicated.increment()
             return
         self.tracked.increment()
-        self.sender.enqueue((self._writer, user_id, device_id, int(now * 1000), result, self._outcomes(result, results),
+        millis = int(now * 1000)
+        last = self._last_millis
+        if millis == last:
+            millis = last
+        else:
+            self._last_millis = millis
+        # The compiled outcomes the variants came from: the event is written from them later,
+        # not from the caller's variants (which the caller may change meanwhile).
+        outcomes = tuple(map(outcome_of, results.values()))
+        if all(outcomes):  # an outcome is a non-empty tuple: only a missing one (None) is false
+            outcomes = self._shared_outcomes(flag_keys, outcomes, result_hash)
+        else:  # variants evaluation did not make: their fields are copied now
+            outcomes = tuple(o if o is not None else _outcome_from(v) for o, v in zip(outcomes, results.values()))
+        self.sender.enqueue((self._writer, user_id, device_id, millis, flag_keys, outcomes,
                              evaluated_user_fields(user) if self._send_evaluated_props else None))
 
     def reinit_after_fork(self, sender: EventSender) -> None:

@@ -99,7 +99,9 @@ class AssignmentConfig(_TrackingConfig):
         use_batch: use the ``/batch`` endpoint instead of ``/2/httpapi``.
         min_id_length: sent as ``options.min_id_length`` (Amplitude's default minimum is 5).
         callback: ``callback(event, status_code, message)`` called once per event outcome.
-        max_queue_size: events held in memory at most; beyond it new events are dropped and counted.
+        max_queue_size: events held in memory at most (~240-580 bytes each with 1 to 40 flags, see
+            ``amplitude_experiment/events/sender.py``); beyond it new events are dropped and counted
+            (``stats()["events"]["dropped"]["queue_full"]``).
         event_property_names: how the event properties of each flag are named (keyword only).
             ``"prefixed"`` (default): ``[Experiment] <flag>.variant`` and
             ``[Experiment] <flag>.details``, as Amplitude's documentation shows them.

@@ -8,8 +8,7 @@ sorted key order.
 
 from __future__ import annotations
 
-import operator
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 DAY_MILLIS = 86_400_000
 _MASK = 0xFFFFFFFF
@@ -24,14 +23,6 @@ _DIGITS = b"0123456789abcdefghijklmnopqrstu"
 _HIGH_DIGIT = bytes(_DIGITS[c // 31] if c < 128 else 0 for c in range(256))
 _LOW_DIGIT = bytes(_DIGITS[c % 31] if c < 128 else 0 for c in range(256))
 _FAST_MAX = 600
-_GROUP = 8  # flags hashed together (see AssignmentHasher.flags_part)
-#: (sorted flag keys, getter of variant keys in that order, [(start, end, {variant keys: (hash, power)})])
-_Order = Tuple[Tuple[str, ...], Callable[[Any], Any],
-               List[Tuple[int, int, Dict[Tuple[Optional[str], ...], Tuple[int, int]]]]]
-
-
-def _one(values: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    return values
 
 
 def java_string_hash(text: str) -> int:
@@ -77,28 +68,24 @@ def exposure_insert_id(user_id: Optional[str], device_id: Optional[str], flag_ke
 
 
 class AssignmentHasher:
-    """Computes assignment insert_ids fast, for many events over the same flags.
+    """Hashes the flags' part of assignment insert_ids a few flags at a time, remembering parts.
 
     Java's hash of a concatenation is ``hash(a) * 31**len(b) + hash(b)`` (mod 2**32), so the
-    flags' part of the canonical string (``"{flag} {variant} "`` per flag, sorted) is hashed
-    once per distinct evaluation result and remembered; an event then costs a short hash of
-    its ids plus one multiply-add, instead of a Python loop over every character of the
+    flags' part of the canonical string (``"{flag} {variant} "`` per flag, sorted) is the
+    combination of the (hash, 31**length) of its pieces: the writer hashes a group of flags once
+    and remembers it (see ``assignment.EventWriter``); an event then costs a short hash of its
+    ids plus a multiply-add per group, instead of a Python loop over every character of the
     canonical string (~90 µs for 40 flags).
 
-    Not thread-safe: one hasher serves one sending thread.
+    Its memo is a dict whose entries are only ever correct: sending threads may share it.
 
     Args:
         capacity: how many distinct (flag, variant) parts are remembered.
-        results_capacity: how many distinct results (flag keys and variant keys) are remembered.
     """
 
-    def __init__(self, capacity: int = 16384, results_capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 16384) -> None:
         self._parts: Dict[Tuple[str, Optional[str]], Tuple[int, int]] = {}
-        # flag keys in result order -> (the same sorted, a getter putting variant keys in that order,
-        # the groups of sorted flags with their memo)
-        self._orders: Dict[Tuple[str, ...], _Order] = {}
         self._capacity = capacity
-        self._results_capacity = results_capacity
 
     def _part(self, flag_key: str, variant_key: Optional[str]) -> Tuple[int, int]:
         """(hash, 31**length) of ``"{flag} {variant} "``; (0, 1) (nothing) for a variant without a key."""
@@ -112,42 +99,8 @@ class AssignmentHasher:
         self._parts[(flag_key, variant_key)] = found
         return found
 
-    def _order(self, flag_keys: Tuple[str, ...]) -> "_Order":
-        positions = sorted(range(len(flag_keys)), key=flag_keys.__getitem__)
-        sorted_keys = tuple(flag_keys[i] for i in positions)
-        getter = operator.itemgetter(*positions) if len(positions) > 1 else _one
-        groups: List[Tuple[int, int, Dict[Tuple[Optional[str], ...], Tuple[int, int]]]] = [
-            (start, min(start + _GROUP, len(positions)), {}) for start in range(0, len(positions), _GROUP)]
-        order: _Order = (sorted_keys, getter, groups)
-        if len(self._orders) >= self._results_capacity:
-            self._orders.clear()
-        self._orders[flag_keys] = order
-        return order
-
-    def flags_part(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...]) -> Tuple[int, int]:
-        """(hash, 31**length mod 2**32) of the flags' part of the canonical string.
-
-        Java's hash of a concatenation is ``hash(a) * 31**len(b) + hash(b)``, so the sorted
-        flags are hashed in groups of 8 whose (hash, power) is remembered per combination of
-        variant keys: with many flags nearly every user has a result of their own, but each
-        group's combinations repeat, so an event costs a few lookups instead of a step per flag.
-        """
-        sorted_keys, getter, groups = self._orders.get(flag_keys) or self._order(flag_keys)
-        variants = getter(variant_keys)
-        h, power = 0, 1
-        for start, end, memo in groups:
-            group = variants[start:end]
-            found = memo.get(group)
-            if found is None:
-                found = self._group(sorted_keys[start:end], group)
-                if len(memo) >= self._results_capacity:
-                    memo.clear()
-                memo[group] = found
-            h = (h * found[1] + found[0]) & _MASK
-            power = (power * found[1]) & _MASK
-        return h, power
-
-    def _group(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...]) -> Tuple[int, int]:
+    def group_part(self, flag_keys: Tuple[str, ...], variant_keys: Tuple[Optional[str], ...]) -> Tuple[int, int]:
+        """(hash, 31**length mod 2**32) of ``"{flag} {variant} "`` for each pair, in the order given."""
         h, power = 0, 1
         parts = self._parts
         for pair in zip(flag_keys, variant_keys):
@@ -155,10 +108,3 @@ class AssignmentHasher:
             h = (h * part_power + part_hash) & _MASK
             power = (power * part_power) & _MASK
         return h, power
-
-    def insert_id(self, user_id: Optional[str], device_id: Optional[str], flag_keys: Tuple[str, ...],
-                  variant_keys: Tuple[Optional[str], ...], time_millis: int) -> str:
-        """Same value as :func:`assignment_insert_id` for ``zip(flag_keys, variant_keys)``."""
-        flags_hash, flags_power = self.flags_part(flag_keys, variant_keys)
-        h = (java_string_hash(f"{_id_part(user_id)} {_id_part(device_id)} ") * flags_power + flags_hash) & _MASK
-        return f"{user_id} {device_id} {h} {time_millis // DAY_MILLIS}"

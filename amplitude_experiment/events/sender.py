@@ -24,14 +24,25 @@ end undelivered (``max_retries``, ``shutdown``, ``unconfirmed``) are released so
 may send them. Events Amplitude rejected (400, 413, quota) keep their claims.
 
 Above the sustainable rate (events made faster than the endpoint takes them, or the endpoint
-down) the queue is bounded by ``max_queue_size`` (``AssignmentConfig.max_queue_size``, default
-200,000): beyond it new events are dropped, counted as ``dropped["queue_full"]`` in ``stats()``
-and reported in a rate-limited warning, so memory stays bounded instead of growing. A queued
-assignment is a tuple of its ids and references to the shared flag outcomes: measured with
-``tracemalloc``, ~370 bytes with one flag and ~650 with ten (ids of ~25 characters, dedup entry
-included), i.e. a full default queue holds ~75-130 MB; the batch in flight adds its JSON (at
-most 1 MB on ``/2/httpapi``). Under a backlog, requests grow to Amplitude's limits
-(2,000 events, 1 MB) so that one request moves as much as it can.
+down), this is what happens:
+
+- Queued: each event as a small tuple of references (its ids, the time, the compiled outcomes
+  shared with the flag snapshot); its JSON is written only when it is about to be sent.
+  Measured with ``tracemalloc`` (``benchmarks/bench_dedup.py`` prints it), a queued assignment
+  holds ~240 bytes with 1 flag, ~360 with 10 and ~580 with 40 (ids of ~25 characters included),
+  plus its dedup entry (~70-140 bytes, bounded by ``cache_capacity``).
+- The bound: ``max_queue_size`` events (``AssignmentConfig.max_queue_size``, default 200,000,
+  i.e. ~50-120 MB). Beyond it new events are dropped, counted as ``dropped["queue_full"]`` in
+  ``stats()`` and reported in a rate-limited warning, so memory stays bounded instead of
+  growing; nothing already queued is dropped for it.
+- On its way: one request's worth at a time per sending thread (as many events as fit in
+  Amplitude's limits, 2,000 events and 1 MB on ``/2/httpapi``, by the size of recent events).
+  While more than a request's worth waits, a second thread sends alongside: most of a request's
+  time is spent waiting for the answer (and, with request threads busy, for the interpreter
+  lock after it), so two requests on their way drain a backlog about twice as fast. It starts
+  no request once ``stop()`` was called and ends with the backlog. Each thread holds at most
+  about one request's JSON (~2 MB with the body).
+- Sent insert_ids are remembered (``dedup_capacity``) as 59-bit hashes, 32 bytes each.
 
 Resending is safe because every event carries its ``insert_id``. Every event ends either sent
 or dropped with a reason; both are counted, drops are logged, and the optional callback hears
@@ -73,6 +84,11 @@ STOP_MARGIN = 0.5
 _WARN_INTERVAL = 10.0  # seconds between two warnings of the same kind
 _DEFAULT_MIN_ID_LENGTH = 5  # Amplitude's, when the request sets no options.min_id_length
 _DAY_SECONDS = 86_400
+# A sent insert_id is remembered as a 60-bit int (two 30-bit digits, 32 bytes) whose top bit is
+# set: an int object made for it (``setdefault(key, key) is key`` tells a new one), never one of
+# the small ints Python shares.
+_SENT_KEY_MASK = (1 << 59) - 1
+_SENT_KEY_BIT = 1 << 59
 #: Drop reasons after which nobody has the event: its fleet claim is released.
 _RELEASED_ON = frozenset({"max_retries", "shutdown", "unconfirmed"})
 
@@ -93,6 +109,10 @@ class EventKind(Protocol):
     def build(self, item: Any) -> Dict[str, Any]: ...
 
     def to_json(self, item: Any) -> Tuple[Optional[str], str]: ...
+
+    def ready(self, item: Any) -> Tuple[Optional[str], bytes]:
+        """``to_json`` with the text encoded as UTF-8 (what is posted)."""
+        ...
 
 
 #: What producers queue: an :class:`EventObject`, or (cheaper to make on the request path) a
@@ -216,7 +236,8 @@ class EventSender:
         "_session", "url", "destination", "max_payload_bytes", "batch_size", "flush_interval", "max_retries",
         "max_queue_size", "min_id_length", "_body_prefix", "_callback", "_timeout", "_name", "_clock", "_log",
         "backoff", "_queue", "_wake", "_stopping", "_accepting", "_abort", "_idle", "_flush_requested", "_in_flight",
-        "_deadline", "_stop_timeout", "_cycle_seconds", "_thread", "_sent_now", "_sent_before", "_sent_generation",
+        "_deadline", "_stop_timeout", "_cycle_seconds", "_fits", "_thread", "_helper", "_local", "_sent_now",
+        "_sent_before", "_sent_generation",
         "enqueued", "sent", "retried",
         "duplicates", "dropped", "_warn_lock", "_abandon_lock", "_last_unqueued_warning", "_warned_unqueued",
         "_last_warning", "_suppressed", "_errors_logged", "_claims",
@@ -273,11 +294,20 @@ class EventSender:
         self._deadline: Optional[float] = None
         self._stop_timeout: Optional[float] = None
         self._cycle_seconds = 0.0  # how long the last batch took (build + post), for stop()
+        self._fits = MAX_EVENTS_PER_REQUEST  # events that fit in one request (see _learn_size)
         self._thread: Optional[threading.Thread] = None
+        # A second sending thread, while a backlog lasts (see _help).
+        self._helper: Optional[threading.Thread] = None
+        # Per sending thread: events of its current batch not yet settled (see _send_batch).
+        self._local = threading.local()
         # insert_ids sent lately, in two generations (like ``dedup.SeenKeys``): the newest
         # ``dedup_capacity // 2`` to ``dedup_capacity`` are remembered, for a set lookup each.
-        self._sent_now: Set[str] = set()
-        self._sent_before: Set[str] = set()
+        # Kept as 59-bit hashes (32 bytes each, the id strings ~100): a wrong "sent" needs two
+        # insert_ids with one hash among 65,536, a chance below 2e-13 per event, and is counted
+        # as a duplicate. Dicts mapping each hash to itself: ``setdefault`` is one atomic
+        # check-and-add, so the two sending threads cannot both send one insert_id.
+        self._sent_now: Dict[int, int] = {}
+        self._sent_before: Dict[int, int] = {}
         self._sent_generation = max(1, dedup_capacity // 2)
 
         self.enqueued = Counter()
@@ -407,6 +437,14 @@ class EventSender:
                 thread.join(STOP_MARGIN)
             if thread.is_alive():
                 self._abort.set()  # a wait or a stalled request outlived the bound: end it
+        helper = self._helper
+        if helper is not None and helper is not threading.current_thread():
+            # It starts no batch now; its request on the way has what is left of the same bound.
+            bound = None if self._deadline is None else max(0.0, self._deadline + STOP_MARGIN
+                                                            - self._clock.monotonic())
+            helper.join(bound)
+            if helper.is_alive():
+                self._abort.set()
         self._abandon_queue()
         self._report_unqueued(self._clock.monotonic(), force=True)
         if self._in_flight:
@@ -484,29 +522,71 @@ class EventSender:
         return left > 0 and self._cycle_seconds <= left + STOP_MARGIN / 2
 
     def _drain(self, flush_all: bool) -> None:
-        clock = self._clock
         while self._queue and (flush_all or len(self._queue) >= self.batch_size):
             if self._stopping.is_set() and not self._time_for_another_batch():
                 return
             # A backlog (a burst, or a sender starved of CPU by busy request threads) goes out in
             # requests as large as Amplitude accepts, so the queue drains instead of overflowing.
+            # One request's worth at a time (as many events as fit in its byte limit, by the size
+            # of recent ones): building more before posting would only hold the JSON longer and,
+            # with request threads busy, give them the interpreter for longer between requests.
             backlog = len(self._queue)
-            size = self.batch_size if backlog < 2 * self.batch_size else min(backlog, MAX_EVENTS_PER_REQUEST)
-            began = clock.monotonic()
-            items = self._take(size)
-            with self._idle:
-                self._in_flight += len(items)
-            try:
-                events = self._build(items)
-                if events and self._claims is not None:
-                    events = self._claim(events)
-                for chunk in self._chunks(events):
-                    self._deliver(chunk)
-            finally:
-                with self._idle:
-                    self._in_flight = 0
-                    self._idle.notify_all()
-            self._cycle_seconds = clock.monotonic() - began
+            size = min(self.batch_size if backlog < 2 * self.batch_size else backlog, self._fits)
+            if backlog >= size + self._fits and not self._stopping.is_set():
+                self._start_helper()
+            self._send_batch(size)
+
+    def _start_helper(self) -> None:
+        helper = self._helper
+        if helper is None or not helper.is_alive():
+            self._helper = threading.Thread(target=self._help, name=f"{self._name}-backlog", daemon=True)
+            self._helper.start()
+
+    def _help(self) -> None:
+        """Send alongside the sending thread while a full request's worth more waits.
+
+        Most of a request's time is spent waiting for the answer (and, with request threads
+        busy, for the interpreter lock after it): a second request on the way meanwhile
+        doubles what a backlog drains at. It starts no batch once stop() was called (the
+        sending thread sends what is left within stop()'s bound) and ends with the backlog.
+        """
+        try:
+            while not self._stopping.is_set() and len(self._queue) >= self._fits:
+                self._send_batch(self._fits)
+        except Exception:  # noqa: BLE001 - the sending thread carries on without it
+            self._log.exception("Unexpected error in the event sender; continuing")
+
+    def _send_batch(self, size: int) -> None:
+        """Take up to ``size`` queued events, build, claim and deliver them."""
+        clock = self._clock
+        began = clock.monotonic()
+        items = self._take(size)
+        if not items:
+            return
+        local = self._local
+        with self._idle:
+            self._in_flight += len(items)
+        local.outstanding = len(items)
+        try:
+            events = self._build(items)
+            if events:
+                self._learn_size(events)
+            if events and self._claims is not None:
+                events = self._claim(events)
+            for chunk in self._chunks(events):
+                self._deliver(chunk)
+        finally:
+            with self._idle:  # what an unexpected error left unsettled is no longer on its way
+                self._in_flight = max(0, self._in_flight - local.outstanding)
+                local.outstanding = 0
+                self._idle.notify_all()
+        self._cycle_seconds = clock.monotonic() - began
+
+    def _learn_size(self, events: List[_Ready]) -> None:
+        """How many events like these fit in one request (with 5% to spare: sizes vary)."""
+        room = self.max_payload_bytes - len(self._body_prefix) - 2
+        average = (sum(map(len, [data for _, data in events])) + len(events)) / len(events)
+        self._fits = max(1, min(MAX_EVENTS_PER_REQUEST, int(room / (average * 1.05))))
 
     def _chunks(self, events: List[_Ready]) -> List[List[_Ready]]:
         """``events`` cut into requests within Amplitude's byte limit, in order (no 413 round trip,
@@ -532,13 +612,15 @@ class EventSender:
     def _build(self, items: Sequence[PendingEvent]) -> List[_Ready]:
         """Each item as (insert_id, JSON bytes); one that cannot be built or encoded is dropped."""
         ready: List[_Ready] = []
+        append = ready.append
+        sent_now, sent_before, generation = self._sent_now, self._sent_before, self._sent_generation
         for item in items:
             try:
                 if type(item) is tuple:
-                    insert_id, text = item[0].to_json(item)
+                    event: _Ready = item[0].ready(item)
                 else:
                     insert_id, text = pending_json(item)
-                data = text.encode() if text.isascii() else _utf8(text)
+                    event = (insert_id, text.encode() if text.isascii() else _utf8(text))
             except Exception as exc:  # noqa: BLE001 - one bad event must not cost the batch
                 self._warn("build_error", "Dropped an event that cannot be sent as JSON (%s: %s)",
                            type(exc).__name__, exc)
@@ -546,15 +628,17 @@ class EventSender:
                 self._settle(1)
                 self._tell_unbuildable(item, exc)
                 continue
+            insert_id = event[0]
             if insert_id is not None:
-                if insert_id in self._sent_now or insert_id in self._sent_before:
+                key = hash(insert_id) & _SENT_KEY_MASK | _SENT_KEY_BIT  # never a cached small int
+                if key in sent_before or sent_now.setdefault(key, key) is not key:
                     self.duplicates.increment()
                     self._settle(1)
                     continue
-                self._sent_now.add(insert_id)
-                if len(self._sent_now) >= self._sent_generation:
-                    self._sent_before, self._sent_now = self._sent_now, set()
-            ready.append((insert_id, data))
+                if len(sent_now) >= generation:
+                    self._sent_before = sent_before = sent_now
+                    self._sent_now = sent_now = {}
+            append(event)
         return ready
 
     def _claim(self, events: List[_Ready]) -> List[_Ready]:
@@ -602,7 +686,13 @@ class EventSender:
         self._call_back(event, 0, f"event could not be encoded: {error.__class__.__name__}: {error}")
 
     def _encode(self, events: List[_Ready]) -> bytes:
-        return b"".join((self._body_prefix, b",".join([data for _, data in events]), b"]}"))
+        """The request body: one pass over the events' JSON (a megabyte copied once, not twice)."""
+        datas = [data for _, data in events]
+        if not datas:
+            return self._body_prefix + b"]}"
+        datas[0] = self._body_prefix + datas[0]
+        datas[-1] = datas[-1] + b"]}"
+        return b",".join(datas)
 
     def _post(self, body: bytes) -> _Outcome:
         timeout = self._timeout
@@ -796,6 +886,7 @@ class EventSender:
     def _settle(self, n: int) -> None:
         with self._idle:
             self._in_flight = max(0, self._in_flight - n)
+            self._local.outstanding = getattr(self._local, "outstanding", n) - n
 
     def _finish(self, events: List[_Ready], status: int, message: str, *, sent: bool = False,
                 reason: Optional[str] = None) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 import pytest
 
 from amplitude_experiment import AssignmentConfig, User, Variant
-from amplitude_experiment.events.assignment import AssignmentTracker, Result, json_safe
+from amplitude_experiment.events.assignment import AssignmentTracker, json_safe
 from amplitude_experiment.events.dedup import SeenKeys
 from amplitude_experiment.events.exposure import ExposureTracker
 from amplitude_experiment.events.insert_id import assignment_canonical, java_string_hash
@@ -259,26 +259,30 @@ def test_exposure_insert_id_differs_from_assignment_insert_id(user_id: Any, devi
 
 
 def test_fast_hasher_equals_the_plain_formula() -> None:
+    """The flags' part of the insert_id hashed from remembered (flag, variant) parts equals the plain
+    hash of the canonical string, for odd keys and ids, with the memo cleared along the way."""
     import random
 
-    from amplitude_experiment.events.insert_id import AssignmentHasher, assignment_insert_id
+    from amplitude_experiment.events.insert_id import AssignmentHasher
 
     rng = random.Random(7)
-    hasher = AssignmentHasher(capacity=8, results_capacity=4)  # small: the memos are cleared along the way
+    hasher = AssignmentHasher(capacity=8)  # small: the memo is cleared along the way
     alphabet = "ab -_.ü日😀\ud800"
     seen: List[Any] = []
     for _ in range(500):
-        if seen and rng.random() < 0.3:  # the same result again: the remembered hash
+        if seen and rng.random() < 0.3:  # the same result again: the remembered parts
             flag_keys, variant_keys = rng.choice(seen)
         else:
             n = rng.randint(0, 15)
-            flag_keys = tuple("".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(n))
+            flag_keys = tuple(sorted("".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(n)))
             variant_keys = tuple(rng.choice([None, "".join(rng.choices(alphabet, k=rng.randint(0, 6)))])
                                  for _ in range(n))
             seen.append((flag_keys, variant_keys))
         ids = [rng.choice([None, "", " u-1 ", "日本", "user-" + "x" * rng.randint(0, 700)]) for _ in range(2)]
-        assert hasher.insert_id(ids[0], ids[1], flag_keys, variant_keys, 1_795_592_290_745) == \
-            assignment_insert_id(ids[0], ids[1], zip(flag_keys, variant_keys), 1_795_592_290_745)
+        flags_hash, flags_power = hasher.group_part(flag_keys, variant_keys)
+        prefix = assignment_canonical(ids[0], ids[1], [])
+        assert (java_string_hash(prefix) * flags_power + flags_hash) & 0xFFFFFFFF == \
+            java_string_hash(assignment_canonical(ids[0], ids[1], zip(flag_keys, variant_keys)))
 
 
 def test_java_string_hash_fast_path_equals_the_loop() -> None:
@@ -355,11 +359,11 @@ def test_a_queued_event_holds_the_shared_outcomes_not_the_callers_variants() -> 
         t.track(User(user_id=user_id), evaluate(flags, User(user_id=user_id)))
     first, second = t.sender.items  # type: ignore[attr-defined]
     reachable = list(gc.get_referents(first))
-    reachable += [inner for outer in reachable if isinstance(outer, Result) for inner in gc.get_referents(outer)]
     reachable += [inner for outer in reachable if isinstance(outer, tuple) for inner in outer]
     assert not any(isinstance(obj, Variant) for obj in reachable)
-    # one shared result holding the compiled outcomes (shared with the flags), not copies made per event
-    assert first[4] is second[4] and len(first[4].outcomes) == 3
+    # one shared tuple of the compiled outcomes (shared with the flags), not copies made per event
+    assert first[4] is second[4] and first[5] is second[5] and len(first[5]) == 3
+    assert all(outcome is flag.segments[0].default for outcome, flag in zip(first[5], flags.order))
 
 
 def test_java_string_hash_works_under_the_lowest_int_digit_limit() -> None:
@@ -496,13 +500,115 @@ def test_same_variants_from_another_rule_keep_their_own_details() -> None:
         "metadata": {"flagVersion": 2, "flagType": "release"},
     }])
     t = tracker()
-    for user_id in ("user-2", "user-1", "user-3"):
+    for user_id in ("user-2", "user-1", "user-3", "user-4"):
         user = User(user_id=user_id)
         t.track(user, evaluate(flags, user))
     events = t.sender.events()  # type: ignore[attr-defined]
     assert [e["event_properties"]["[Experiment] f.details"] for e in events] == [
-        "v2 rule:All Other Users", "v2 rule:Staff", "v2 rule:All Other Users"]
+        "v2 rule:All Other Users", "v2 rule:Staff", "v2 rule:All Other Users", "v2 rule:All Other Users"]
     assert all(e["user_properties"] == {"$set": {"[Experiment] f": "on"}, "$unset": {}} for e in events)
-    first, staff, third = t.sender.items  # type: ignore[attr-defined]
-    assert first[4] is staff[4] is third[4]  # one (flag keys, variant keys) result ...
-    assert third[5] is first[5] and staff[5] is not first[5]  # ... with each event's own outcomes
+    first, staff, third, fourth = t.sender.items  # type: ignore[attr-defined]
+    assert first[4] is staff[4] is third[4] is fourth[4]  # one tuple of flag keys ...
+    assert staff[5] is not first[5] and staff[5] is not third[5]  # ... the outcomes of each rule ...
+    assert fourth[5] is third[5]  # ... shared by consecutive events with the very same outcomes
+
+
+def _four_way_flags(n: int) -> List[Dict[str, Any]]:
+    """``n`` flags splitting users four ways by device_id: nearly every user gets a result of their own."""
+    third = 42949673 // 4
+    return [{"key": f"flag-{i:02d}", "metadata": {"flagVersion": i + 1, "flagType": "experiment"},
+             "variants": {v: {"key": v} for v in ("a", "b", "c", "d")},
+             "segments": [{"metadata": {"segmentName": "All Other Users"},
+                           "bucket": {"selector": ["context", "user", "device_id"], "salt": f"salt-{i}",
+                                      "allocations": [{"range": [0, 100], "distributions": [
+                                          {"variant": v, "range": [k * third, (k + 1) * third if k < 3 else 42949673]}
+                                          for k, v in enumerate(("a", "b", "c", "d"))]}]}}]}
+            for i in range(n)]
+
+
+def test_a_queued_event_holds_little_of_its_own() -> None:
+    """Above the sustainable rate the queue is what memory holds: per event, one tuple and (when its
+    result is new) the tuple of outcomes, ~230 bytes with 10 flags; its dedup entry ~70-140. The time
+    is one int per millisecond, the flag keys one tuple, nothing else is made per event."""
+    import gc
+    import tracemalloc
+
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+
+    flags = compile_flags(_four_way_flags(10))
+    users = [User(user_id=f"user-{i:06d}", device_id=f"device-{i:06d}") for i in range(4000)]
+    results = [evaluate(flags, user) for user in users]  # made before measuring: they are the caller's
+    t = AssignmentTracker(FakeSender(), cache_capacity=65536, clock=Clock())  # type: ignore[arg-type]
+    t.track(users[0], results[0])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for user, result in zip(users[1:], results[1:]):
+            t.track(user, result)
+        gc.collect()
+        per_event = (tracemalloc.get_traced_memory()[0] - before) / (len(users) - 1)
+    finally:
+        tracemalloc.stop()
+    assert len(t.sender.items) == len(users)  # type: ignore[attr-defined]
+    assert len({id(item[5]) for item in t.sender.items}) > 3000  # type: ignore[attr-defined]
+    assert per_event < 400  # each event here has a result of its own; ~580 bytes with a Result object each
+
+
+def test_event_properties_are_written_in_sorted_flag_order() -> None:
+    """The order the insert_id hashes flags in, and the official SDK writes its properties in (see the
+    fixture's ``many`` cases): not the evaluation order."""
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+
+    keys = ["zeta", "alpha", "Beta", "mid", "_private", "10-flag"]
+    flags = compile_flags([{"key": k, "variants": {"on": {"key": "on"}}, "segments": [{"variant": "on"}],
+                            "metadata": {"flagVersion": 1, "segmentName": "All"}} for k in keys])
+    t = tracker()
+    user = User(user_id="user-1", device_id="device-1")
+    assert list(evaluate(flags, user)) == keys
+    t.track(user, evaluate(flags, user))
+    (item,) = t.sender.items  # type: ignore[attr-defined]
+    event = json.loads(pending_json(item)[1])
+    assert [name[len("[Experiment] "):-len(".variant")] for name in event["event_properties"]
+            if name.endswith(".variant")] == sorted(keys)
+    assert list(event["user_properties"]["$set"]) == [f"[Experiment] {k}" for k in sorted(keys)]
+    assert list(pending_build(item)["event_properties"]) == list(event["event_properties"])
+
+
+def test_written_json_equals_the_event_for_random_results() -> None:
+    """The writer joins remembered groups of flags; whatever the mix of flags, orders, repeated and new
+    outcomes, keyless variants and outcomes shared by two flags, the JSON posted is the event and
+    the insert_id the plain formula's."""
+    import random
+
+    from amplitude_experiment.evaluation import compile_flags, evaluate
+    from amplitude_experiment.events.insert_id import assignment_insert_id
+
+    rng = random.Random(5)
+    raw = _four_way_flags(9) + [
+        {"key": "mx", "metadata": {"flagType": "mutual-exclusion-group", "flagVersion": 3},
+         "variants": {"slot": {"key": "slot"}}, "segments": [{"variant": "slot", "metadata": {"segmentName": "s"}}]},
+        {"key": "off-flag", "metadata": {"default": True}, "variants": {"off": {"key": "off"}},
+         "segments": [{"variant": "off"}]},
+    ]
+    flags = compile_flags(raw)
+    t = tracker()
+    expected_ids = []
+    for i in range(300):
+        user = User(user_id=f"user-{i % 120}", device_id=rng.choice([None, f"device-{i}"]))
+        keys = rng.sample([f["key"] for f in raw], rng.randint(1, len(raw)))
+        results = evaluate(flags, user, keys)
+        if rng.random() < 0.2:  # a variant evaluation did not make, and one flag's outcome under two keys
+            results["hand-made"] = Variant(key=rng.choice(["x", None]), metadata={"flagVersion": 9})
+        if rng.random() < 0.2 and len(results) > 1:
+            first, second = list(results)[:2]
+            results[second] = results[first]
+        results = dict(rng.sample(list(results.items()), len(results)))  # any order
+        before = len(t.sender.items)  # type: ignore[attr-defined]
+        t.track(user, results)
+        if len(t.sender.items) > before:  # type: ignore[attr-defined]
+            pairs = [(k, v.key) for k, v in results.items()]
+            expected_ids.append(assignment_insert_id(user.user_id, user.device_id, pairs, int(NOW * 1000)))
+    events = t.sender.events()  # type: ignore[attr-defined]  # checks the JSON against build() too
+    assert len(events) > 150
+    assert [e["insert_id"] for e in events] == expected_ids
