@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
+import weakref
 from typing import List, Optional, Tuple
 
 from .._clock import Clock
@@ -30,6 +33,14 @@ class ManualClock(Clock):
         self._epoch_offset = epoch - start
         self._changed = threading.Condition()
         self._sleepers: List[Tuple[float, threading.Event]] = []
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=functools.partial(_reset_after_fork, weakref.ref(self)))
+
+    def _forget_other_threads(self) -> None:
+        # In a forked child only the forking thread lives on: the parent's sleepers are gone, and
+        # the lock may have been held by one of them at the fork.
+        self._changed = threading.Condition()
+        self._sleepers = []
 
     def monotonic(self) -> float:
         with self._changed:
@@ -96,3 +107,9 @@ class ManualClock(Clock):
                 return
             self.advance(due)
             elapsed += due
+
+
+def _reset_after_fork(clock_ref: "weakref.ref[ManualClock]") -> None:
+    clock = clock_ref()
+    if clock is not None:
+        clock._forget_other_threads()

@@ -8,9 +8,11 @@ ingestion answers as Amplitude documents it (see ``ingestion.py`` and ``BEHAVIOU
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import queue
 import select
+import selectors
 import socket
 import sys
 import threading
@@ -114,9 +116,55 @@ def _route_of(method: str, path: str) -> Optional[str]:
     return None
 
 
+class _Outbox:
+    """Messages for one open stream; a socket pair wakes its handler the moment one is queued."""
+
+    def __init__(self) -> None:
+        self.messages: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_writer.setblocking(False)
+
+    def put(self, message: Optional[bytes]) -> None:
+        # Called with the stand-in's lock held, while the outbox is registered: never after close().
+        self.messages.put(message)
+        with contextlib.suppress(BlockingIOError):  # a full pipe holds wake-ups enough
+            self._wake_writer.send(b"\0")
+
+    def close(self) -> None:
+        self.wake_reader.close()
+        self._wake_writer.close()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    timeout = 0  # handle_request() is called only once a connection is waiting
     stand_in: "AmplitudeStandIn"
+
+    def __init__(self, address: Tuple[str, int], handler: Any) -> None:
+        super().__init__(address, handler)
+        # serve_forever() polls for shutdown; this loop is woken through a socket pair instead,
+        # so stop() returns at once (tests start and stop hundreds of stand-ins).
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._closing = False
+
+    def serve_until_closed(self) -> None:
+        """Accept connections until :meth:`wake_to_close`."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._closing:
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self._closing:
+                        self.handle_request()
+
+    def wake_to_close(self) -> None:
+        self._closing = True
+        self._wake_writer.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hanging up and stop() shutting sockets are routine here, not errors.
@@ -151,6 +199,7 @@ class AmplitudeStandIn:
         self._ingestion = Ingestion(api_key, min_id_length, max_payload_bytes)
         self._port = port
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when the last connection ends
         self._stopping = threading.Event()
         self._flags_body = _compact(list(flags or []))
         self._cohorts: Dict[str, Dict[str, Any]] = {}
@@ -158,7 +207,7 @@ class AmplitudeStandIn:
         self._faults: Dict[str, Deque[_Fault]] = {route: deque() for route in ROUTES}
         self._delays: Dict[str, float] = {}
         self._requests: List[RecordedRequest] = []
-        self._streams: List["queue.Queue[Optional[bytes]]"] = []
+        self._streams: List[_Outbox] = []
         self._connections: Set[socket.socket] = set()
         self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -173,9 +222,7 @@ class AmplitudeStandIn:
         httpd = _Server(("127.0.0.1", self._port), _Handler)
         httpd.stand_in = self
         self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="amplitude-stand-in", daemon=True
-        )
+        self._thread = threading.Thread(target=httpd.serve_until_closed, name="amplitude-stand-in", daemon=True)
         self._thread.start()
         return self
 
@@ -186,7 +233,9 @@ class AmplitudeStandIn:
             return
         self._stopping.set()
         self.close_streams()
-        httpd.shutdown()
+        httpd.wake_to_close()
+        if thread is not None:
+            thread.join(timeout=2.0)
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
@@ -196,9 +245,8 @@ class AmplitudeStandIn:
             except OSError:
                 pass
         httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=2.0)
-        wait_for(lambda: not self._connections, timeout=1.0)
+        with self._idle:
+            self._idle.wait_for(lambda: not self._connections, timeout=1.0)
         self._httpd = None
         self._thread = None
 
@@ -445,8 +493,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             super().finish()
         finally:
-            with self.server.stand_in._lock:
-                self.server.stand_in._connections.discard(self.connection)
+            stand_in = self.server.stand_in
+            with stand_in._idle:
+                stand_in._connections.discard(self.connection)
+                if not stand_in._connections:
+                    stand_in._idle.notify_all()
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -586,10 +637,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_stream(self, silent: bool) -> None:
         stand_in = self._stand_in
-        messages: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        outbox = _Outbox()
         with stand_in._lock:
             initial = stand_in._flags_body
-            stand_in._streams.append(messages)
+            stand_in._streams.append(outbox)
         self.close_connection = True
         try:
             self.send_response(200)
@@ -603,34 +654,35 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(_sse_event(initial))
             next_keepalive = time.monotonic() + stand_in.keepalive_interval
             while not stand_in._stopping.is_set():
-                # Wake often enough to notice a client that hung up, so open_streams stays accurate.
-                wait = min(0.1, max(0.0, next_keepalive - time.monotonic()))
-                try:
-                    message = messages.get(timeout=wait)
-                except queue.Empty:
-                    if self._client_gone():
+                # Sleep until a message is queued, the client hangs up (so open_streams stays
+                # accurate) or the next keep-alive is due; nothing polls.
+                wait = max(0.0, next_keepalive - time.monotonic())
+                readable, _, _ = select.select([self.connection, outbox.wake_reader], [], [], wait)
+                if self.connection in readable:
+                    if not self.connection.recv(4096):  # EOF: the client hung up (anything else is ignored)
                         break
-                    if time.monotonic() < next_keepalive:
-                        continue
+                if outbox.wake_reader in readable:
+                    outbox.wake_reader.recv(4096)
+                pending: List[Optional[bytes]] = []
+                while not outbox.messages.empty():
+                    pending.append(outbox.messages.get_nowait())
+                if None in pending:
+                    break
+                chunks = [_sse_event(message) for message in pending if message is not None]
+                if time.monotonic() >= next_keepalive:
                     next_keepalive = time.monotonic() + stand_in.keepalive_interval
-                    message = _KEEPALIVE
-                else:
-                    if message is None:
-                        break
-                    message = _sse_event(message)
+                    chunks.append(_KEEPALIVE)
                 if not silent:
-                    self._write_chunk(message)
+                    for chunk in chunks:
+                        self._write_chunk(chunk)
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
             pass  # the client went away
         finally:
             with stand_in._lock:
-                stand_in._streams.remove(messages)
+                stand_in._streams.remove(outbox)
+            outbox.close()
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
-
-    def _client_gone(self) -> bool:
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)

@@ -10,9 +10,6 @@ from amplitude_experiment.testing import AmplitudeStandIn
 
 from .helpers import EXPECTED, FLAG_KEY, assignments, check_event_requests, load_example
 
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")  # FastAPI's TestClient is built on it
-
 
 # Third-party warnings about third-party code, in some combinations of versions only: recent
 # Starlette's TestClient prefers httpx2 (installed by requirements-examples.txt where it exists) and
@@ -20,6 +17,9 @@ pytest.importorskip("httpx")  # FastAPI's TestClient is built on it
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated:UserWarning")
 @pytest.mark.filterwarnings("ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning")
 def test_fastapi_app(amplitude: AmplitudeStandIn, amplitude_env: Dict[str, str]) -> None:
+    # Imported here, not at collection: only the worker that runs this test pays for FastAPI.
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")  # FastAPI's TestClient is built on it
     from fastapi.testclient import TestClient
 
     app = load_example("fastapi_app.py").app

@@ -15,13 +15,14 @@ import requests
 from amplitude_experiment._backoff import Backoff
 from amplitude_experiment.flags.decode import decode_flags
 from amplitude_experiment.flags.stream import STREAM_PATH, FlagStream
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for
 from amplitude_experiment.version import LIBRARY, USER_AGENT
 
 KEY = "server-secret-deployment-key"
 FLAGS_A = [{"key": "flag-a", "variants": {}, "segments": []}]
 FLAGS_B = [{"key": "flag-b", "variants": {}, "segments": []}]
 FAST = Backoff(0.01, 0.05)
+KEEPALIVE = 17.0  # the watchdog's timeout in tests that drive it with a ManualClock (seconds of clock time)
 
 
 class Recorder:
@@ -131,18 +132,22 @@ def test_multiline_message_is_rejoined(server: AmplitudeStandIn, make_stream: An
     assert rec.flags[1] == FLAGS_B
 
 
-def test_keepalives_keep_the_stream_alive(server: AmplitudeStandIn, make_stream: Any) -> None:
-    stream, rec = make_stream(server.url, keepalive_timeout=0.5)
-    stream.start()
-    assert stream.wait_first(5)
-    started = time.monotonic()
-    # 20 keep-alives at 50 ms take about twice the keep-alive timeout.
-    assert wait_for(lambda: stream.keepalives >= 20, timeout=5)
-    assert time.monotonic() - started > 0.5
-    assert rec.flags == [FLAGS_A]
-    assert (stream.connects, stream.failures) == (1, 0)
-    assert len(server.requests("stream")) == 1
-    assert stream.connected
+def test_keepalives_keep_the_stream_alive(make_stream: Any) -> None:
+    clock = ManualClock()
+    with AmplitudeStandIn(FLAGS_A, keepalive_interval=0.01) as server:
+        stream, rec = make_stream(server.url, keepalive_timeout=KEEPALIVE, clock=clock)
+        stream.start()
+        assert wait_for(lambda: rec.count() == 1)
+        # Twice the keep-alive timeout passes on the watchdog's clock, a keep-alive between each step.
+        for _ in range(4):
+            seen = stream.keepalives
+            assert wait_for(lambda seen=seen: stream.keepalives > seen)
+            assert clock.wait_for_sleepers(1)  # the watchdog, fed again
+            clock.advance(KEEPALIVE / 2)
+        assert rec.flags == [FLAGS_A]
+        assert (stream.connects, stream.failures) == (1, 0)
+        assert len(server.requests("stream")) == 1
+        assert stream.connected
 
 
 def test_garbage_message_is_ignored(server: AmplitudeStandIn, make_stream: Any,
@@ -206,18 +211,26 @@ def test_silent_stream_is_dead_after_keepalive_timeout(server: AmplitudeStandIn,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "amplitude_experiment.flags")
     server.add_fault("stream", action="silent")
-    stream, rec = make_stream(server.url, keepalive_timeout=0.5)
-    started = time.monotonic()
+    clock = ManualClock()
+    stream, rec = make_stream(server.url, keepalive_timeout=KEEPALIVE, clock=clock,
+                              backoff=Backoff(1, 1, random_fn=lambda: 0.0))
     stream.start()
-    assert stream.wait_first(5)
-    assert time.monotonic() - started >= 0.45
+    assert clock.wait_for_sleepers(1)  # the watchdog of the silent connection
+    clock.advance(KEEPALIVE - 0.5)
+    assert clock.wait_for_sleepers(1)
+    assert len(server.requests("stream")) == 1 and stream.failures == 0  # silence shorter than the timeout is fine
+    clock.advance(0.5)  # KEEPALIVE seconds without a byte: the watchdog ends the connection
+    assert wait_for(lambda: stream.failures == 1)
+    assert clock.wait_for_sleepers(1) and clock.next_deadline() == 0.5  # the backoff wait before reconnecting
+    assert len(server.requests("stream")) == 1
+    clock.advance(0.5)
+    assert wait_for(lambda: rec.count() == 1)
     assert rec.flags == [FLAGS_A]
-    first, second = server.requests("stream")
-    assert second.time - first.time >= 0.45
+    assert len(server.requests("stream")) == 2
     assert (stream.connects, stream.failures) == (2, 1)
-    assert rec.states == [False, True]
+    assert wait_for(lambda: rec.states == [False, True])
     (warning,) = flag_records(caplog, logging.WARNING)
-    assert "no data" in warning.getMessage() and "0.5 s" in warning.getMessage()
+    assert "no data" in warning.getMessage() and f"{KEEPALIVE:g} s" in warning.getMessage()
     assert any("recovered" in r.getMessage() for r in flag_records(caplog, logging.INFO))
 
 
@@ -259,24 +272,35 @@ def test_http_errors_retry_with_backoff(server: AmplitudeStandIn, make_stream: A
 
 def test_persistent_errors_follow_the_backoff(server: AmplitudeStandIn, make_stream: Any) -> None:
     server.add_fault("stream", status=503, times=None)
-    backoff = Backoff(0.01, 0.04, random_fn=lambda: 0.0)  # waits are exactly step/2
-    stream, rec = make_stream(server.url, backoff=backoff)
+    backoff = Backoff(1, 16, random_fn=lambda: 0.0)  # waits are exactly step/2: 0.5, 1, 2, 4, 8, 8, ...
+    clock = ManualClock()
+    stream, rec = make_stream(server.url, backoff=backoff, clock=clock)
     stream.start()
-    assert wait_for(lambda: stream.failures >= 8)
-    times = [r.time for r in server.requests("stream")][:8]
-    for attempt, (earlier, later) in enumerate(zip(times, times[1:]), start=1):
-        assert later - earlier >= backoff.delay(attempt) * 0.9
+    for attempt in range(1, 8):
+        assert wait_for(lambda attempt=attempt: stream.failures == attempt)
+        assert clock.wait_for_sleepers(1)
+        assert clock.next_deadline() == backoff.delay(attempt) == min(8, 2 ** (attempt - 2))
+        assert len(server.requests("stream")) == attempt  # no attempt before the wait is over
+        clock.advance(backoff.delay(attempt))
+    assert wait_for(lambda: stream.failures == 8)
     assert rec.flags == [] and rec.states == [False]
     assert not stream.connected
 
 
 def test_retry_after_is_honoured(server: AmplitudeStandIn, make_stream: Any) -> None:
-    server.add_fault("stream", status=429, headers={"Retry-After": "0.3"})
-    stream, _ = make_stream(server.url, backoff=Backoff(0.01, 1.0))
+    server.add_fault("stream", status=429, headers={"Retry-After": "30"})
+    clock = ManualClock()
+    stream, rec = make_stream(server.url, backoff=Backoff(0.01, 60), clock=clock)
     stream.start()
-    assert stream.wait_first(5)
-    first, second = server.requests("stream")
-    assert second.time - first.time >= 0.28
+    assert wait_for(lambda: stream.failures == 1)
+    assert clock.wait_for_sleepers(1)
+    assert clock.next_deadline() == 30  # the server's wait, not the backoff's ~0.01 s
+    clock.advance(29)
+    assert clock.wait_for_sleepers(1)
+    assert len(server.requests("stream")) == 1
+    clock.advance(1)
+    assert wait_for(lambda: rec.count() == 1)
+    assert len(server.requests("stream")) == 2
 
 
 def test_rejected_key_logs_the_status_not_the_key(make_stream: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -335,11 +359,12 @@ def test_stop_interrupts_the_backoff_wait(server: AmplitudeStandIn, make_stream:
 
 def test_stop_while_waiting_for_headers_is_bounded(server: AmplitudeStandIn, make_stream: Any) -> None:
     server.add_fault("stream", action="hang", delay=5)
-    stream, _ = make_stream(server.url, keepalive_timeout=0.5)
+    # The read timeout (keepalive_timeout, a real socket timeout) is what bounds this case.
+    stream, _ = make_stream(server.url, keepalive_timeout=0.2)
     stream.start()
     assert wait_for(lambda: len(server.requests("stream")) == 1)
     started = time.monotonic()
-    stream.stop(0.1)  # may not end yet: no response object to interrupt
+    stream.stop(0.05)  # may not end yet: no response object to interrupt
     assert time.monotonic() - started < 0.5
     # The read timeout ends the attempt, and the thread sees the stop without reconnecting.
     assert wait_for(lambda: not stream.running, timeout=3)

@@ -28,7 +28,7 @@ from amplitude_experiment import (  # noqa: E402
 )
 from amplitude_experiment.evaluation.explain import ERROR, EvaluationDetail  # noqa: E402
 from amplitude_experiment.openfeature import METADATA_KEYS, PROVIDER_NAME, AmplitudeProvider  # noqa: E402
-from amplitude_experiment.testing import AmplitudeStandIn, wait_for  # noqa: E402
+from amplitude_experiment.testing import AmplitudeStandIn, ManualClock, wait_for  # noqa: E402
 
 from .flags import BOOL_FLAG, CHILD_FLAG, COLOR_EXPERIMENT, FLAGS, PARENT_FLAG, static_flag  # noqa: E402
 
@@ -480,8 +480,9 @@ def test_failed_start_is_a_provider_error_until_flags_arrive() -> None:
         server.add_fault("flags", status=503, times=None)
         events = Events(ProviderEvent.PROVIDER_READY, ProviderEvent.PROVIDER_ERROR,
                         ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
+        clock = ManualClock()  # the client's background retries wait on it
         provider = AmplitudeProvider(LocalEvaluationClient("server-key", LocalEvaluationConfig(
-            server_url=server.url, flag_config_polling_interval_millis=60_000)))
+            server_url=server.url, flag_config_polling_interval_millis=60_000, clock=clock)))
         api.set_provider(provider)
         (error,) = events.wait(ProviderEvent.PROVIDER_ERROR)
         assert error.provider_name == "amplitude-local-evaluation"
@@ -495,6 +496,9 @@ def test_failed_start_is_a_provider_error_until_flags_arrive() -> None:
         assert events.of(ProviderEvent.PROVIDER_READY) == []
 
         server.clear_faults("flags")
+        assert clock.wait_for_sleepers(1)  # the poller, waiting out its backoff before the next attempt
+        assert events.of(ProviderEvent.PROVIDER_READY) == []
+        clock.advance(clock.next_deadline() or 0.0)
         (ready,) = events.wait(ProviderEvent.PROVIDER_READY)
         assert ready.message == "Amplitude flags loaded"
         assert ready.flags_changed == sorted(f["key"] for f in FLAGS)
@@ -587,19 +591,24 @@ def test_flag_changes_emit_configuration_changed() -> None:
 
 def test_no_events_after_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
     with AmplitudeStandIn(flags=[BOOL_FLAG]) as server:
+        clock = ManualClock()
         client = LocalEvaluationClient("server-key", LocalEvaluationConfig(
-            server_url=server.url, flag_config_polling_interval_millis=50))
+            server_url=server.url, flag_config_polling_interval_millis=5_000, clock=clock))
         provider = AmplitudeProvider(client, stop_on_shutdown=False)
         emitted: List[Any] = []
         monkeypatch.setattr(provider, "emit", lambda event, details: emitted.append((event, details)))
         provider.initialize(EvaluationContext())
         server.set_flags([BOOL_FLAG, static_flag("one", "1")])
+        assert clock.wait_for_sleepers(1)
+        clock.advance(5)  # one polling interval: the change is downloaded
         assert wait_for(lambda: len(emitted) == 1, 5)
         assert emitted[0][0] == ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
         assert emitted[0][1].flags_changed == ["one"]
 
         provider.shutdown()
         server.set_flags([BOOL_FLAG, static_flag("two", "2")])
+        assert clock.wait_for_sleepers(1)
+        clock.advance(5)
         assert wait_for(lambda: client.snapshot is not None and "two" in client.snapshot.flags.flags, 5)
         client.stop()
     assert len(emitted) == 1

@@ -37,16 +37,16 @@ def lease_worker(url: str, prefix: str, deployment: str, lease_millis: int, name
 
 
 def client_worker(url: str, prefix: str, deployment: str, server_url: str, events_url: str, users: List[str],
-                  name: str, commands: Any, out: Any) -> None:
+                  name: str, commands: Any, out: Any, lease_millis: int, polling_millis: int) -> None:
     """A LocalEvaluationClient in a fleet: track ``users`` once, then report (value, lease token, up) until "stop"."""
     import queue
 
     from amplitude_experiment import AssignmentConfig, LocalEvaluationClient, LocalEvaluationConfig, User
     from amplitude_experiment.redis import RedisFleet
 
-    fleet = RedisFleet(url, prefix, lease_millis=1500)
+    fleet = RedisFleet(url, prefix, lease_millis=lease_millis)
     client = LocalEvaluationClient(deployment, LocalEvaluationConfig(
-        server_url=server_url, flag_config_polling_interval_millis=1000, fleet=fleet,
+        server_url=server_url, flag_config_polling_interval_millis=polling_millis, fleet=fleet,
         assignment_config=AssignmentConfig(api_key="analytics-fleet-key", server_url=events_url,
                                            flush_interval_millis=200)))
     client.start()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import re
 from typing import List
 
 from amplitude_experiment.events.claims import InsertIdClaims
 from amplitude_experiment.redis.claims import DAY_MILLIS
+from amplitude_experiment.redis.fleet import key_digest
 from amplitude_experiment.testing import ManualClock
 
 from ._workers import claim_worker
+from .conftest import process_context
 
 API_KEY = "analytics-API-key-0001"
 # design.md §5: insert_id = "<user_id> <device_id> <hash> <day>".
@@ -63,13 +65,16 @@ def test_keys_hold_neither_the_api_key_nor_user_ids(make_fleet, admin, prefix):
     claims.claim(IDS[:5])
     keys = [key.decode() for key in admin.keys("*")]
     # Only this test's prefix is counted: a fleet of an earlier test may still be winding down.
-    assert len([key for key in keys if key.startswith(prefix + ":")]) == 5
+    ours = [key for key in keys if key.startswith(prefix + ":")]
+    assert sorted(ours) == sorted(claims.key(insert_id) for insert_id, _ in IDS[:5])
+    for key in ours:  # digests only (a raw id has spaces, "u" and "d"; hex digits may spell "d1" by chance)
+        assert re.fullmatch(rf"{prefix}:{key_digest(API_KEY)}:claim:[0-9a-f]+", key), key
     for key in keys:
-        assert API_KEY not in key and "u1" not in key and "d1" not in key
+        assert API_KEY not in key
 
 
 def test_claim_is_exactly_once_across_four_processes(redis_server, prefix):
-    ctx = multiprocessing.get_context("spawn")
+    ctx = process_context()
     out = ctx.Queue()
     # Every process claims the same ids, each in its own order, so the races are real.
     orders = [IDS, list(reversed(IDS)), IDS[150:] + IDS[:150], IDS[::2] + IDS[1::2]]

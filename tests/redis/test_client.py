@@ -7,6 +7,9 @@ and a real redis-server (conftest). Amplitude is the in-process stand-in.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import threading
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
@@ -73,6 +76,26 @@ def test_one_client_downloads_the_other_serves_the_fleets_flags(make_fleet, ampl
     first.stop(2.0)
     assert wait_for(lambda: value(second) == "red", 3.0)
     assert len(second_amp.requests("flags")) >= 1
+
+
+def test_a_member_starting_while_the_leader_downloads_waits_for_the_leaders_flags(make_fleet, amplitude, clients,
+                                                                                  admin) -> None:
+    # issue 14 pt 1 at start-up: the lease is held but nothing is published yet (the leader is still
+    # downloading); a starting member waits for the leader's config instead of downloading its own.
+    leader = make_fleet().flags(DEPLOYMENT)
+    assert leader.try_lead()
+    member_amp = amplitude()
+    member = make_client(clients, member_amp, make_fleet())
+    starting = threading.Thread(target=member.start)
+    starting.start()
+    # The member subscribed to the fleet's updates: it is waiting for the leader.
+    assert wait_for(lambda: admin.pubsub_numsub(leader.channel)[0][1] == 1)
+    body = json.dumps([flag("green")]).encode()
+    assert leader.publish(body, hashlib.sha256(body).hexdigest())
+    starting.join(5)
+    assert not starting.is_alive()
+    assert member.snapshot_source == "fleet" and value(member) == "green"
+    assert member_amp.requests("flags") == []
 
 
 def test_read_only_member_never_downloads(make_fleet, amplitude, clients) -> None:

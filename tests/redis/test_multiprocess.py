@@ -9,13 +9,14 @@ import time
 from typing import Dict
 
 from ._workers import lease_worker
+from .conftest import process_context
 
 DEPLOYMENT = "server-deploymentKEY0001"
 LEASE_MILLIS = 300
 
 
 def test_sigkilled_leader_is_replaced_within_the_lease_time(redis_server, prefix):
-    ctx = multiprocessing.get_context("spawn")
+    ctx = process_context()
     out = ctx.Queue()
     workers: Dict[str, multiprocessing.process.BaseProcess] = {
         name: ctx.Process(target=lease_worker, args=(redis_server.url, prefix, DEPLOYMENT, LEASE_MILLIS, name, out),

@@ -138,7 +138,8 @@ def test_close_streams_ends_stream(server: AmplitudeStandIn, session: requests.S
 
 def test_client_disconnect_is_noticed(server: AmplitudeStandIn, session: requests.Session) -> None:
     with session.get(server.url + "/sdk/stream/v1/flags", stream=True, timeout=5) as r:
-        _next_data(r.iter_lines())
+        lines = r.iter_lines()  # kept: a discarded line iterator closes the connection at once
+        _next_data(lines)
         assert server.open_streams == 1
     # Default 15 s keep-alive: the server must notice the hang-up without writing to the socket.
     assert wait_for(lambda: server.open_streams == 0, timeout=2)
@@ -422,10 +423,10 @@ def test_fault_respond_after_delay(server: AmplitudeStandIn, session: requests.S
 def test_fault_silent_stream_sends_headers_only() -> None:
     with AmplitudeStandIn(flags=[FLAG_A], keepalive_interval=0.01) as server, requests.Session() as s:
         server.add_fault("stream", action="silent")
-        with s.get(server.url + "/sdk/stream/v1/flags", stream=True, timeout=(2, 0.3)) as r:
+        with s.get(server.url + "/sdk/stream/v1/flags", stream=True, timeout=(2, 0.1)) as r:
             assert r.status_code == 200
             assert r.headers["Content-Type"] == "text/event-stream"
-            # Keep-alives would arrive every 10 ms if the stream were not silent.
+            # Keep-alives would arrive every 10 ms if the stream were not silent (the read times out after 100).
             with pytest.raises(requests.exceptions.ConnectionError):
                 next(r.iter_lines())
         # The fault was consumed: the next stream behaves normally.
@@ -471,7 +472,9 @@ def test_url_and_idempotent_stop() -> None:
 def test_stop_is_prompt_with_open_stream(session: requests.Session) -> None:
     server = AmplitudeStandIn(flags=[FLAG_A]).start()
     with session.get(server.url + "/sdk/stream/v1/flags", stream=True, timeout=5) as r:
-        assert _next_data(r.iter_lines()) == b"data: " + _compact([FLAG_A])
+        lines = r.iter_lines()  # kept: a discarded line iterator would close the stream before stop()
+        assert _next_data(lines) == b"data: " + _compact([FLAG_A])
+        assert server.open_streams == 1
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 2.0
