@@ -141,11 +141,6 @@ class FlagStore:
             self.current = self._snapshot(previous.flags, source, previous.digest, 0.0)
             return self.current
 
-    def is_current(self, body: bytes) -> bool:
-        """Whether ``body`` is the config already published."""
-        current = self.current
-        return current is not None and current.digest == body_digest(body)
-
     def publish(self, body: bytes, source: str, age: float = 0.0) -> FlagSnapshot:
         """Make the config in ``body`` current (decoding and compiling only if it changed).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterator, List, Set
+from typing import Any, Iterator, List, Set
 from unittest import mock
 
 import pytest
@@ -112,3 +112,26 @@ def test_the_cache_file_holds_the_bytes_as_downloaded(server: AmplitudeStandIn, 
         updater.start()
     updater.stop(1.0)
     assert path.read_bytes() == pretty
+
+
+def test_confirm_refreshes_the_age_and_source_of_the_same_flags() -> None:
+    clock = ManualClock()
+    store = FlagStore(clock=clock)
+    assert store.confirm("network") is None  # nothing to confirm yet
+    first = store.publish(body(FLAGS), "cache", age=30.0)
+    assert first.age() == 30.0
+    clock.advance(5.0)
+    confirmed = store.confirm("network")
+    assert confirmed is store.current and confirmed is not None
+    assert (confirmed.flags, confirmed.digest, confirmed.source, confirmed.age()) == (
+        first.flags, first.digest, "network", 0.0)
+
+
+def test_a_flag_file_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Any) -> None:
+    from amplitude_experiment.flags.cache import write_flag_file
+
+    target = tmp_path / "flags.json"
+    target.mkdir()  # a directory where the file should go: os.replace fails
+    with pytest.raises(OSError):
+        write_flag_file(target, b"[]")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flags.json"]
