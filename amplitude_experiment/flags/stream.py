@@ -149,7 +149,8 @@ class FlagStream:
         self.keepalive_timeout = keepalive_timeout
         self.connect_timeout = connect_timeout
         self._backoff = backoff
-        self._auth_backoff = auth_backoff or Backoff(backoff.base, max(backoff.cap, AUTH_BACKOFF_CAP))
+        #: waits between attempts after the key was rejected (401/403): long, the key will not fix itself
+        self.auth_backoff = auth_backoff or Backoff(backoff.base, max(backoff.cap, AUTH_BACKOFF_CAP))
         self._name = name
         self._run_state = _Run()
         self._thread: Optional[threading.Thread] = None
@@ -325,7 +326,7 @@ class FlagStream:
         was_connected = self._connected
         self._connected = False
         auth = failure.status in _AUTH_STATUSES
-        backoff = self._auth_backoff if auth else self._backoff
+        backoff = self.auth_backoff if auth else self._backoff
         wait = backoff.delay(self.consecutive_failures, failure.retry_after)
         if auth and not self._auth_logged:
             self._auth_logged = self._outage_logged = True

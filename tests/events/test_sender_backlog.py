@@ -8,6 +8,7 @@ once, the adapter holds each request until a second one arrives (bounded, on a t
 from __future__ import annotations
 
 import gc
+import io
 import json
 import threading
 import tracemalloc
@@ -66,8 +67,7 @@ class Ingestion(requests.adapters.HTTPAdapter):
                 self.on_the_way -= 1
         response = requests.Response()
         response.status_code = 200
-        response._content = b'{"code":200}'
-        response._content_consumed = True  # type: ignore[attr-defined]
+        response.raw = io.BytesIO(b'{"code":200}')
         response.request = request
         response.url = request.url or ""
         return response

@@ -319,7 +319,7 @@ def test_rejected_key_logs_the_status_not_the_key(make_stream: Any, caplog: pyte
 
 def test_default_auth_backoff_is_capped_high(session: requests.Session) -> None:
     stream = FlagStream(session, "http://127.0.0.1:9", KEY, lambda body: None, backoff=FAST)
-    assert stream._auth_backoff.cap >= 300 and stream._auth_backoff.base == FAST.base
+    assert stream.auth_backoff.cap >= 300 and stream.auth_backoff.base == FAST.base
 
 
 def test_connection_refused_retries(make_stream: Any) -> None:
