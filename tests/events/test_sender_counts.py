@@ -115,11 +115,14 @@ def test_stop_is_bounded_while_the_server_hangs(server: AmplitudeStandIn, sessio
 def test_a_retry_that_cannot_start_before_the_deadline_is_dropped_at_once(server: AmplitudeStandIn,
                                                                           session: requests.Session) -> None:
     server.add_fault("events", status=503, times=None, headers={"Retry-After": "20"})
-    sender = make_sender(session, server.events_url)
+    clock = ManualClock()
+    sender = make_sender(session, server.events_url, clock=clock)
     sender.start()
     for n in range(10):
         sender.enqueue(Item(n))
-    assert wait_for(lambda: len(server.requests("events")) == 1)
+    # the sender has read the 503 and waits out the 20 s Retry-After (not still posting the first try)
+    assert wait_for(lambda: clock.next_deadline() == 20.0)
+    assert len(server.requests("events")) == 1
     began = time.monotonic()
     sender.stop(2.0)  # stop cuts the 20 s wait short: one last try, then no time for another 20 s
     assert time.monotonic() - began < 2.0 + STOP_MARGIN  # the documented bound, far below the 20 s wait
