@@ -8,16 +8,22 @@ import time
 from typing import Any, Dict, Iterator, List
 
 import pytest
+import requests
 
 from amplitude_experiment import (
+    AssignmentConfig,
     ConfigurationError,
+    EvaluateOptions,
     Experiment,
+    ExposureConfig,
     FetchError,
     LocalEvaluationClient,
     LocalEvaluationConfig,
     ServerZone,
     User,
 )
+from amplitude_experiment.events.assignment import AssignmentTracker
+from amplitude_experiment.events.exposure import ExposureTracker
 from amplitude_experiment.testing import AmplitudeStandIn, ManualClock
 from amplitude_experiment.version import LIBRARY
 
@@ -295,3 +301,76 @@ def test_every_request_sends_the_same_user_agent() -> None:
             assert keys(client.evaluate_v2(User(user_id="user-1"))) == {"members": "on"}
         agents = {(r.route, r.header("User-Agent")) for r in stand_in.requests()}
     assert agents == {("flags", USER_AGENT), ("cohort", USER_AGENT), ("events", USER_AGENT)}
+
+
+# ----- the edges: a bug below never reaches a request handler; lifecycle paths few apps take -----
+
+
+def boom(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("a bug below the client")
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_evaluation_bug_returns_no_variants_and_is_logged(server: AmplitudeStandIn,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    with make_client(server) as client:
+        monkeypatch.setattr("amplitude_experiment.local.client.evaluate", boom)
+        monkeypatch.setattr("amplitude_experiment.local.client.evaluate_details", boom)
+        assert client.evaluate_v2(User(user_id="u")) == {}
+        assert client.evaluate_details(User(user_id="u")) == {}
+    assert errors(caplog) == ["Unexpected error while evaluating flags; returning no variants",
+                              "Unexpected error while explaining flags"]
+
+
+def test_a_tracking_bug_still_returns_the_variants(server: AmplitudeStandIn, monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with make_client(server, assignment_config=AssignmentConfig("analytics-key", server_url=server.events_url),
+                     exposure_config=ExposureConfig("analytics-key", server_url=server.events_url)) as client:
+        monkeypatch.setattr(AssignmentTracker, "track", boom)
+        monkeypatch.setattr(ExposureTracker, "track", boom)
+        variants = client.evaluate_v2(User(user_id="u"), options=EvaluateOptions(tracks_exposure=True))
+        assert keys(variants) == {"pro-only": "off", "undeployed": "on"}
+        assert client.track_exposure(User(user_id="u"), "pro-only", variants["pro-only"]) is False
+    assert errors(caplog) == ["Unexpected error while tracking an evaluation",
+                              "Unexpected error while tracking an exposure"]
+
+
+def test_track_exposure_without_an_exposure_config_does_nothing(server: AmplitudeStandIn) -> None:
+    with make_client(server) as client:
+        assert client.track_exposure(User(user_id="u"), "pro-only", "on") is False
+    assert server.events == []
+
+
+def test_assignment_and_exposure_senders_both_deliver_by_stop(server: AmplitudeStandIn) -> None:
+    client = make_client(server, assignment_config=AssignmentConfig("analytics-key", server_url=server.events_url),
+                         exposure_config=ExposureConfig("analytics-key", server_url=server.events_url))
+    client.start()
+    client.evaluate_v2(User(user_id="user-1", user_properties={"plan": "pro"}), ["pro-only"],
+                       options=EvaluateOptions(tracks_exposure=True))  # "on": a default variant has no exposure
+    client.stop(5.0)  # two senders, stopped side by side within one bound
+    assert sorted(e["event_type"] for e in server.events) == ["$exposure", "[Experiment] Assignment"]
+
+
+def test_explain_before_flags_and_with_a_bad_key(server: AmplitudeStandIn) -> None:
+    client = make_client(server)
+    assert client.explain(User(user_id="u"), "pro-only") is None  # not started: no flags yet
+    with pytest.raises(TypeError, match="flag_key must be a str, not int"):
+        client.explain(User(user_id="u"), 5)  # type: ignore[arg-type]
+
+
+def test_a_restarted_client_keeps_the_callers_session_and_drops_its_pooled_connections(
+        server: AmplitudeStandIn) -> None:
+    with requests.Session() as session:
+        client = make_client(server, session=session)
+        client.start()
+        client.stop()
+        client.start()  # restart: the caller's session is kept (not closed, not replaced)
+        assert client.evaluate_v2(User(user_id="u", user_properties={"plan": "pro"}))["pro-only"].key == "on"
+        client.stop()
+        assert len(server.requests("flags")) == 2
+        assert session.get(server.url + "/sdk/v2/flags", headers={"Authorization": "Api-Key server-key"},
+                           timeout=5).status_code == 200  # still usable by its owner
