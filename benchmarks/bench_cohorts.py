@@ -28,6 +28,11 @@ the public API only, and reports:
   lookup is answered from the store's memory of recent user ids (``eval_us`` cycles through
   1,000 users, as a service with returning users does).
 
+Last, the driver measures the pure-Python floor on the same bodies with the standard library
+only (:func:`floor`): decoding both cohorts and sorting one key per member, and a never-seen id's
+key plus one binary search per cohort. They bound what any pure-Python compact structure can
+reach, and are printed beside the targets they would have to meet.
+
 Sides and reps are interleaved (ours, reference, ours, ...) and medians are printed with the
 ratio reference / ours (higher is better for ours). The reference runs isolated (``-I``, no
 ``PYTHONPATH``, a temporary cwd) so it imports the official package.
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import logging
 import os
@@ -201,6 +207,54 @@ def worker(url: str, members: int, side: str) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# The pure-Python floor (stdlib only, no SDK): what any compact, sorted-key membership structure
+# must at least spend, measured on the same bodies. Our design (cohorts/members.py) is one such
+# structure; the floor shows how far a pure-Python implementation could get at best.
+
+
+def floor(url: str, members: int, reps: int = 3) -> Dict[str, float]:
+    """Best of ``reps``: ``load_s``, decoding both cohort bodies and sorting one 8-byte key per
+    member (``sorted(map(float, map(hash, ids)))``, download excluded); ``lookup_us``, for a
+    never-seen id, its key plus one binary search per cohort in a window of 16 keys (what a
+    directory of 8 keys per bucket would leave; ours has 64), run from C: no Python step per search."""
+    import urllib.request
+    from array import array
+    from bisect import bisect_left
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    bodies = []
+    for cid in COHORT_IDS:
+        with opener.open(f"{url}/sdk/v1/cohort/{cid}", timeout=60) as response:
+            bodies.append(response.read())
+    load = float("inf")
+    keys: List[Any] = []
+    for _ in range(reps):
+        gc.collect()
+        started = time.perf_counter()
+        keys = [array("d", sorted(map(float, map(hash, json.loads(body)["memberIds"])))) for body in bodies]
+        load = min(load, time.perf_counter() - started)
+    # The lookup floor: the key of a fresh id, then per cohort one binary search in C over a window
+    # of 16 keys, with every argument precomputed and the loop in C (map): no Python code runs per
+    # search, so nothing written in Python can search for less.
+    ids = [f"never-seen-{i}" for i in range(200_000)]
+    lookup = float("inf")
+    for _ in range(reps):
+        fresh = [i + "x" for i in ids]  # new strings: their hash is not cached yet
+        started = time.perf_counter()
+        probes = list(map(float, map(hash, fresh)))
+        spent = time.perf_counter() - started
+        for k in keys:
+            n = len(k)
+            starts = [min(max(int((p + 2.0 ** 63) / 2.0 ** 64 * n) - 8, 0), n - 16) for p in probes]
+            ends = [lo + 16 for lo in starts]
+            started = time.perf_counter()
+            list(map(bisect_left, itertools.repeat(k), probes, starts, ends))
+            spent += time.perf_counter() - started
+        lookup = min(lookup, spent / len(fresh))
+    return {"load_s": load, "lookup_us": lookup * 1e6}
+
+
+# --------------------------------------------------------------------------------------------
 # Driver
 
 
@@ -249,6 +303,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             runs["ours"].append(run_worker(sys.executable, url, args.members, "ours"))
             if args.reference_python:
                 runs["reference"].append(run_worker(args.reference_python, url, args.members, "reference"))
+        runs["floor"] = [floor(url, args.members)]
     finally:
         server.stdin.close()
         server.wait(10)
@@ -275,7 +330,8 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
                "ours_eval_with_over_without_cohorts": (with_ / without) if with_ and without else None,
                "ours_eval_with_over_own_ids": (with_ / own) if with_ and own else None,
                "ours_eval_new_users_over_without_cohorts": (new_users / without) if new_users and without else None,
-               "checks": {side: [r["check"] for r in runs[side]][:1] for side in runs}}
+               "floor": runs["floor"][0],
+               "checks": {side: [r["check"] for r in runs[side]][:1] for side in ("ours", "reference")}}
     if args.json:
         print(json.dumps(summary, indent=1))
         return
@@ -296,7 +352,15 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
     if summary["ours_eval_new_users_over_without_cohorts"] is not None:
         print(f"ours: evaluate_v2 with cohort sync, 100,000 distinct users (no memo hits) / sync off: "
               f"{summary['ours_eval_new_users_over_without_cohorts']:.2f}x ({new_users:.3f} / {without:.3f} us)")
-    for side in runs:
+    floor_run = runs["floor"][0]
+    ref_load = median("reference", "load_s")
+    print(f"pure-Python floor (stdlib only, same bodies): decode + sort one key per member, both cohorts: "
+          f"{floor_run['load_s']:.3f} s" + (f" (target for start(): <= {ref_load / 2:.3f} s, half the "
+                                             f"reference's)" if ref_load else ""))
+    if without:
+        print(f"pure-Python floor: a never-seen id's key + one binary search per cohort, nothing else: "
+              f"{floor_run['lookup_us']:.3f} us (all that cohorts may add within 1.5x: {without / 2:.3f} us)")
+    for side in ("ours", "reference"):
         if runs[side]:
             print(f"{side} per rep: start s " + " ".join(f"{r['load_s']:.3f}" for r in runs[side])
                   + " | eval us " + " ".join(f"{r['eval_us']:.2f}" for r in runs[side]))

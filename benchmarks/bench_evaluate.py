@@ -410,13 +410,37 @@ def time_per_call(func: Callable[[Any], Any], args: Sequence[Any], settings: Set
     return time_per_call_each([func], args, settings)[0]
 
 
+class _CollectorTime:
+    """Seconds the cyclic garbage collector spends collecting while installed (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: Dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def __enter__(self) -> "_CollectorTime":
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def time_per_call_each(
-    funcs: Sequence[Callable[[Any], Any]], args: Sequence[Any], settings: Settings
+    funcs: Sequence[Callable[[Any], Any]], args: Sequence[Any], settings: Settings,
+    collector_per_call: Optional[List[float]] = None,
 ) -> List[float]:
     """:func:`time_per_call` for each of ``funcs``, their timed rounds interleaved.
 
     Interleaving keeps a difference between two functions (e.g. with and without tracking)
-    from absorbing a drift in the machine's load.
+    from absorbing a drift in the machine's load. ``collector_per_call``, when given, receives
+    for each function the median seconds per call the garbage collector spent (inside the same
+    timed rounds; the ``gc.collect()`` before each round is not counted).
     """
     calls_per_round = []
     for func in funcs:
@@ -433,17 +457,24 @@ def time_per_call_each(
 
     cycles = [itertools.cycle(args) for _ in funcs]  # rounds continue where the previous one stopped
     rounds: List[List[float]] = [[] for _ in funcs]
+    collector_rounds: List[List[float]] = [[] for _ in funcs]
     began = time.perf_counter()
-    while len(rounds[0]) < settings.max_rounds and (
-        len(rounds[0]) < settings.min_rounds or time.perf_counter() - began < settings.budget_seconds
-    ):
-        for func, cycle, calls, timings in zip(funcs, cycles, calls_per_round, rounds):
-            batch = list(itertools.islice(cycle, calls))
-            gc.collect()
-            t0 = time.perf_counter()
-            for arg in batch:
-                func(arg)
-            timings.append((time.perf_counter() - t0) / calls)
+    with _CollectorTime() as collector:
+        while len(rounds[0]) < settings.max_rounds and (
+            len(rounds[0]) < settings.min_rounds or time.perf_counter() - began < settings.budget_seconds
+        ):
+            for func, cycle, calls, timings, collected in zip(funcs, cycles, calls_per_round, rounds,
+                                                              collector_rounds):
+                batch = list(itertools.islice(cycle, calls))
+                gc.collect()
+                collector.seconds = 0.0
+                t0 = time.perf_counter()
+                for arg in batch:
+                    func(arg)
+                timings.append((time.perf_counter() - t0) / calls)
+                collected.append(collector.seconds / calls)
+    if collector_per_call is not None:
+        collector_per_call[:] = [statistics.median(collected) for collected in collector_rounds]
     return [statistics.median(timings) for timings in rounds]
 
 
@@ -537,18 +568,30 @@ def evaluate_per_flag_scaling(bench: Bench) -> Measured:
 
     Both deployments have the same mix of flag kinds (``deployment.realistic_deployment``), so
     a ratio above 1 is a cost that grows with the size of the deployment, not with the work.
+
+    The garbage collector's share is reported too: a call on 1,000 flags returns ~900 new
+    variants, so the collector runs during most calls (and promotes what is alive to older
+    generations, whose collections traverse the whole heap); on 40 flags it seldom does.
     """
+    collector: List[float] = []
     with bench.client("realistic") as small, bench.client("many") as big:
         flags_small = len(bench.deployments["realistic"])
         flags_big = len(bench.deployments["many"])
         small_s, big_s = time_per_call_each(
-            [small.evaluate_v2, big.evaluate_v2], bench.users[:SCALING_USERS], bench.settings
+            [small.evaluate_v2, big.evaluate_v2], bench.users[:SCALING_USERS], bench.settings, collector
         )
     per_flag_small = small_s * 1e6 / flags_small
     per_flag_big = big_s * 1e6 / flags_big
+    collector_small, collector_big = (seconds * 1e6 for seconds in collector)
     return Measured(
         per_flag_big,
-        extra={"evaluate_per_flag_small": per_flag_small, "evaluate_per_flag_ratio": per_flag_big / per_flag_small},
+        extra={
+            "evaluate_per_flag_small": per_flag_small,
+            "evaluate_per_flag_ratio": per_flag_big / per_flag_small,
+            "evaluate_many_collector": collector_big,
+            "evaluate_per_flag_ratio_without_collector": ((big_s * 1e6 - collector_big) / flags_big)
+            / ((small_s * 1e6 - collector_small) / flags_small),
+        },
     )
 
 
@@ -759,6 +802,8 @@ SCENARIOS: List[Scenario] = [
                 Target("<= 1.2", lambda ours, ref: ours <= 1.2),
                 compare=False,
             ),
+            Row("evaluate_many_collector", "2e. ... of 2b's call, cyclic GC time", "us/call", compare=False),
+            Row("evaluate_per_flag_ratio_without_collector", "2f. ... 2d without GC time", "x", compare=False),
         ),
     ),
     Scenario(
