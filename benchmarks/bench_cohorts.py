@@ -26,7 +26,11 @@ the public API only, and reports:
   so ``eval_us / eval_own_ids_us`` is the cost of the membership lookup alone;
 * ``eval_new_users_us`` (ours): cohort sync on, 100,000 distinct users in turn, so that no
   lookup is answered from the store's memory of recent user ids (``eval_us`` cycles through
-  1,000 users, as a service with returning users does).
+  1,000 users, as a service with returning users does);
+* ``small_load_s`` and ``small_eval_new_users_us``: a second deployment, ``SMALL_COHORTS`` flags
+  each targeting a cohort of ``SMALL_SIZE`` members (neighbours sharing half), plus the rollout
+  flag: ``start()``, and ``evaluate_v2`` of 100,000 never-seen users, half of them members;
+  ``small_eval_without_us`` (ours): the same with cohort sync off.
 
 Last, the driver measures the pure-Python floor on the same bodies with the standard library
 only (:func:`floor`): decoding both cohorts and sorting one key per member, and a never-seen id's
@@ -70,30 +74,57 @@ def member_id(i: int) -> str:
     return f"user-{i:09d}"
 
 
-def flags() -> List[Dict[str, Any]]:
-    def cohort_flag(key: str, cohort_id: str) -> Dict[str, Any]:
-        return {
-            "key": key,
-            "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 3},
-            "variants": {"off": {"key": "off", "metadata": {"default": True}}, "on": {"key": "on", "value": "on"}},
-            "segments": [
-                {"conditions": [[{"selector": ["context", "user", "cohort_ids"], "op": "set contains any",
-                                  "values": [cohort_id]}]],
-                 "variant": "on", "metadata": {"segmentName": "In cohort"}},
-                {"variant": "off", "metadata": {"segmentName": "All Other Users"}},
-            ],
-        }
-
-    rollout = {
-        "key": "rollout",
-        "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 1},
+def cohort_flag(key: str, cohort_id: str) -> Dict[str, Any]:
+    """A flag that is "on" for the members of one cohort."""
+    return {
+        "key": key,
+        "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 3},
         "variants": {"off": {"key": "off", "metadata": {"default": True}}, "on": {"key": "on", "value": "on"}},
-        "segments": [{"bucket": {"selector": ["context", "user", "device_id"], "salt": "s",
-                                 "allocations": [{"range": [0, 50], "distributions": [
-                                     {"variant": "on", "range": [0, 42949673]}]}]},
-                      "variant": "off", "metadata": {"segmentName": "All Other Users"}}],
+        "segments": [
+            {"conditions": [[{"selector": ["context", "user", "cohort_ids"], "op": "set contains any",
+                              "values": [cohort_id]}]],
+             "variant": "on", "metadata": {"segmentName": "In cohort"}},
+            {"variant": "off", "metadata": {"segmentName": "All Other Users"}},
+        ],
     }
-    return [cohort_flag("in-a", COHORT_IDS[0]), cohort_flag("in-b", COHORT_IDS[1]), rollout]
+
+
+ROLLOUT_FLAG = {
+    "key": "rollout",
+    "metadata": {"deployed": True, "evaluationMode": "local", "flagType": "release", "flagVersion": 1},
+    "variants": {"off": {"key": "off", "metadata": {"default": True}}, "on": {"key": "on", "value": "on"}},
+    "segments": [{"bucket": {"selector": ["context", "user", "device_id"], "salt": "s",
+                             "allocations": [{"range": [0, 50], "distributions": [
+                                 {"variant": "on", "range": [0, 42949673]}]}]},
+                  "variant": "off", "metadata": {"segmentName": "All Other Users"}}],
+}
+
+
+def flags() -> List[Dict[str, Any]]:
+    return [cohort_flag("in-a", COHORT_IDS[0]), cohort_flag("in-b", COHORT_IDS[1]), ROLLOUT_FLAG]
+
+
+# The second workload: many small cohorts, each targeted by a flag of its own (the flags on a
+# server of their own, the cohorts beside the big ones). Cohort j holds members j * step .. j * step + size - 1,
+# so neighbours share half their members.
+SMALL_COHORTS = 20
+SMALL_SIZE = 10_000
+
+
+def small_cohort_id(j: int) -> str:
+    return f"small-{j:02d}"
+
+
+def small_flags() -> List[Dict[str, Any]]:
+    return [cohort_flag(f"in-{small_cohort_id(j)}", small_cohort_id(j)) for j in range(SMALL_COHORTS)] + [ROLLOUT_FLAG]
+
+
+def small_cohort_body(j: int) -> bytes:
+    ids = [member_id(i) for i in range(j * SMALL_SIZE // 2, j * SMALL_SIZE // 2 + SMALL_SIZE)]
+    random.Random(j).shuffle(ids)
+    return json.dumps({"cohortId": small_cohort_id(j), "groupType": "User", "groupTypeId": 0,
+                       "lastModified": 1700000000000, "size": len(ids), "memberIds": ids},
+                      separators=(",", ":")).encode()
 
 
 def cohort_body(cohort_id: str, members: int) -> bytes:
@@ -109,12 +140,15 @@ def serve(members: int) -> None:
     """Serve flags and cohorts until stdin closes; prints the base URL first."""
     bodies = {f"/sdk/v1/cohort/{cid}": cohort_body(cid, members) for cid in COHORT_IDS}
     bodies["/sdk/v2/flags"] = json.dumps(flags()).encode()
+    bodies.update({f"/sdk/v1/cohort/{small_cohort_id(j)}": small_cohort_body(j) for j in range(SMALL_COHORTS)})
+    small_bodies = {"/sdk/v2/flags": json.dumps(small_flags()).encode()}  # its own server: the official SDK
+    # takes a bare host as server_url
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-            body = bodies.get(self.path.split("?")[0])
+            body = self.server.bodies.get(self.path.split("?")[0])  # type: ignore[attr-defined]
             if body is None:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -130,15 +164,22 @@ def serve(members: int) -> None:
             pass
 
     class Server(ThreadingHTTPServer):
+        bodies: Dict[str, bytes] = {}
+
         def handle_error(self, request: Any, client_address: Any) -> None:
             if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
                 super().handle_error(request, client_address)  # a client gone mid-body is no news
 
-    server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    servers = []
+    for served in (bodies, small_bodies):
+        server = Server(("127.0.0.1", 0), Handler)
+        server.bodies = served
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    print(" ".join(f"http://127.0.0.1:{server.server_address[1]}" for server in servers), flush=True)
     sys.stdin.read()
-    server.shutdown()
+    for server in servers:
+        server.shutdown()
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,13 +216,13 @@ def measure_evaluation(client: Any, users: List[Any], calls: int = 20000) -> flo
     return best * 1e6
 
 
-def worker(url: str, members: int, side: str) -> Dict[str, Any]:
+def worker(url: str, small_url: str, members: int, side: str) -> Dict[str, Any]:
     logging.disable(logging.CRITICAL)
     from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, User
 
-    def config(with_cohorts: bool) -> Any:
+    def config(with_cohorts: bool, flags_url: str = url) -> Any:
         sync = CohortSyncConfig("cohort-key", "cohort-secret", cohort_server_url=url) if with_cohorts else None
-        return LocalEvaluationConfig(server_url=url, flag_config_polling_interval_millis=3_600_000,
+        return LocalEvaluationConfig(server_url=flags_url, flag_config_polling_interval_millis=3_600_000,
                                      cohort_sync_config=sync)
 
     gc.collect()
@@ -203,6 +244,22 @@ def worker(url: str, members: int, side: str) -> Dict[str, Any]:
         out["eval_own_ids_us"] = measure_evaluation(plain, bench_users(User, members, with_ids=True))
         plain.stop()
     client.stop()
+
+    # Many small cohorts, never-seen users (a user id each call): ~half are members of one or two.
+    small_users = [User(user_id=member_id(i * 7919 % (SMALL_COHORTS * SMALL_SIZE)), device_id=f"d{i}")
+                   for i in range(100_000)]
+    many = LocalEvaluationClient(API_KEY, config(True, small_url))
+    started = time.perf_counter()
+    many.start()
+    out["small_load_s"] = time.perf_counter() - started
+    out["small_check"] = sum(v.key == "on" for v in many.evaluate_v2(User(user_id=member_id(SMALL_SIZE))).values())
+    out["small_eval_new_users_us"] = measure_evaluation(many, small_users)
+    many.stop()
+    if side == "ours":
+        plain = LocalEvaluationClient(API_KEY, config(False, small_url))
+        plain.start()
+        out["small_eval_without_us"] = measure_evaluation(plain, small_users)
+        plain.stop()
     return out
 
 
@@ -258,13 +315,16 @@ def floor(url: str, members: int, reps: int = 3) -> Dict[str, float]:
 # Driver
 
 
-def run_worker(python: str, url: str, members: int, side: str) -> Dict[str, Any]:
+def run_worker(python: str, urls: List[str], members: int, side: str) -> Dict[str, Any]:
+    url, small_url = urls
     if side == "ours":
-        cmd = [python, os.path.abspath(__file__), "--worker", side, "--url", url, "--members", str(members)]
+        cmd = [python, os.path.abspath(__file__), "--worker", side, "--url", url, "--small-url", small_url,
+               "--members", str(members)]
         env = dict(os.environ, PYTHONPATH=REPO_ROOT)
         cwd = REPO_ROOT
     else:
-        cmd = [python, "-I", os.path.abspath(__file__), "--worker", side, "--url", url, "--members", str(members)]
+        cmd = [python, "-I", os.path.abspath(__file__), "--worker", side, "--url", url, "--small-url", small_url,
+               "--members", str(members)]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         cwd = tempfile.gettempdir()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600, check=False)
@@ -283,6 +343,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--small-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.members)
@@ -290,19 +351,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.worker:
         if args.worker == "ours":
             sys.path.insert(0, REPO_ROOT)
-        print(json.dumps(worker(args.url, args.members, args.worker)), flush=True)
+        print(json.dumps(worker(args.url, args.small_url, args.members, args.worker)), flush=True)
         os._exit(0)  # the reference's stopped threads can delay a normal exit by seconds
 
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--members", str(args.members)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None and server.stdin is not None
-    url = server.stdout.readline().strip()
+    urls = server.stdout.readline().split()
+    url = urls[0]
     runs: Dict[str, List[Dict[str, Any]]] = {"ours": [], "reference": []}
     try:
         for _ in range(args.reps):
-            runs["ours"].append(run_worker(sys.executable, url, args.members, "ours"))
+            runs["ours"].append(run_worker(sys.executable, urls, args.members, "ours"))
             if args.reference_python:
-                runs["reference"].append(run_worker(args.reference_python, url, args.members, "reference"))
+                runs["reference"].append(run_worker(args.reference_python, urls, args.members, "reference"))
         runs["floor"] = [floor(url, args.members)]
     finally:
         server.stdin.close()
@@ -320,18 +382,25 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
     for key, label, unit in (("load_s", "start() with two cohorts", "s"),
                              ("load_cpu_s", "start(), CPU time", "s"),
                              ("rss_mb", "RSS after start()", "MB"),
-                             ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us")):
+                             ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us"),
+                             ("small_load_s", f"{SMALL_COHORTS} small cohorts: start()", "s"),
+                             ("small_eval_new_users_us", f"... evaluate_v2 ({SMALL_COHORTS + 1} flags), new users",
+                              "us")):
         ours, ref = median("ours", key), median("reference", key)
         rows.append({"measure": label, "unit": unit, "ours": ours, "reference": ref,
                      "reference / ours": (ref / ours) if ours and ref else None})
     with_, without = median("ours", "eval_us"), median("ours", "eval_without_us")
     own, new_users = median("ours", "eval_own_ids_us"), median("ours", "eval_new_users_us")
+    small_with, small_without = median("ours", "small_eval_new_users_us"), median("ours", "small_eval_without_us")
     summary = {"members_per_cohort": args.members, "reps": args.reps, "rows": rows,
                "ours_eval_with_over_without_cohorts": (with_ / without) if with_ and without else None,
                "ours_eval_with_over_own_ids": (with_ / own) if with_ and own else None,
                "ours_eval_new_users_over_without_cohorts": (new_users / without) if new_users and without else None,
+               "ours_small_eval_new_users_over_without_cohorts": (small_with / small_without)
+               if small_with and small_without else None,
                "floor": runs["floor"][0],
-               "checks": {side: [r["check"] for r in runs[side]][:1] for side in ("ours", "reference")}}
+               "checks": {side: [(r["check"], r["small_check"]) for r in runs[side]][:1]
+                          for side in ("ours", "reference")}}
     if args.json:
         print(json.dumps(summary, indent=1))
         return
@@ -352,6 +421,10 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
     if summary["ours_eval_new_users_over_without_cohorts"] is not None:
         print(f"ours: evaluate_v2 with cohort sync, 100,000 distinct users (no memo hits) / sync off: "
               f"{summary['ours_eval_new_users_over_without_cohorts']:.2f}x ({new_users:.3f} / {without:.3f} us)")
+    if summary["ours_small_eval_new_users_over_without_cohorts"] is not None:
+        print(f"ours: {SMALL_COHORTS} small cohorts ({SMALL_SIZE:,} members each), new users, with cohort sync / "
+              f"sync off: {summary['ours_small_eval_new_users_over_without_cohorts']:.2f}x "
+              f"({small_with:.3f} / {small_without:.3f} us)")
     floor_run = runs["floor"][0]
     ref_load = median("reference", "load_s")
     print(f"pure-Python floor (stdlib only, same bodies): decode + sort one key per member, both cohorts: "
@@ -364,7 +437,8 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
         if runs[side]:
             print(f"{side} per rep: start s " + " ".join(f"{r['load_s']:.3f}" for r in runs[side])
                   + " | eval us " + " ".join(f"{r['eval_us']:.2f}" for r in runs[side]))
-    print("variants of a member of both cohorts:", summary["checks"])
+    print("variants of a member of both big cohorts, and how many small-cohort flags are on for a member of two:",
+          summary["checks"])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from .members import Members, member_key
+from .members import Members, MembersUnion, member_key
 
 #: The group type of user cohorts; group cohorts use their group type's name.
 USER_GROUP_TYPE = "User"
@@ -46,33 +46,81 @@ class Cohort:
         return cls(cohort_id, group_type, last_modified, len(members), members)
 
 
+#: Cohorts of at most this many members are united (:class:`MembersUnion`): one search answers
+#: for all of them, however many there are. Bigger cohorts are searched one by one.
+MERGE_MAX_MEMBERS = 65_536
+#: At most this many members in all are united (the smallest cohorts first). Uniting costs
+#: 0.25-0.5 µs per member in Python (up to ~140 ms), on the cohort thread, each time the cohorts
+#: change; request threads keep running meanwhile (the GIL passes every few ms).
+MERGE_MAX_TOTAL = 262_144
+
 # What a lookup needs of one cohort, unpacked so that the loop over cohorts makes no call but
 # the binary search: (cohort id, keys, bounds, directory scale, size), where ``bounds`` is the
 # directory with 0 before it and the size after it: the keys of buckets c-1 and c are
 # ``keys[bounds[c]:bounds[c + 2]]`` for every bucket c.
 _Entry = Tuple[str, Any, Any, float, int]
-# Per group type, the entries of every stored cohort of that type, in cohort id order.
-_Index = Mapping[str, Tuple[_Entry, ...]]
+# The same of a union of cohorts: (the sets of cohort ids holding a key, the set of each key,
+# keys, bounds, scale, size).
+_United = Tuple[Tuple[Tuple[str, ...], ...], Any, Any, Any, float, int]
+# Per group type: the union of its small cohorts (or None), and the entries of the others, in
+# cohort id order.
+_Lookup = Tuple[Optional[_United], Tuple[_Entry, ...]]
+_Index = Mapping[str, _Lookup]
 
 
-def _index_of(cohorts: Mapping[str, Cohort]) -> _Index:
-    by_type: Dict[str, List[_Entry]] = {}
+def _bounds(members: Members) -> Any:
+    index = members.index
+    return array(index.typecode, [0]) + index + array(index.typecode, [len(members)])
+
+
+def _united(cohorts: List[Tuple[str, Members]]) -> List[Tuple[str, Members]]:
+    """The cohorts (in id order) to unite: the smallest first, within the limits; none unless two."""
+    picked: List[Tuple[str, Members]] = []
+    total = 0
+    for cid, members in sorted(cohorts, key=lambda pair: len(pair[1])):
+        if len(members) > MERGE_MAX_MEMBERS or total + len(members) > MERGE_MAX_TOTAL:
+            break
+        picked.append((cid, members))
+        total += len(members)
+    return sorted(picked) if len(picked) >= 2 else []
+
+
+def _index_of(cohorts: Mapping[str, Cohort], unite: bool = False) -> _Index:
+    by_type: Dict[str, List[Tuple[str, Members]]] = {}
     for cid, cohort in sorted(cohorts.items()):
-        m = cohort.members
-        bounds = array(m.index.typecode, [0]) + m.index + array(m.index.typecode, [len(m)])
-        by_type.setdefault(cohort.group_type, []).append((cid, m.keys, bounds, m.scale, len(m)))
-    return {group_type: tuple(entries) for group_type, entries in by_type.items()}
+        by_type.setdefault(cohort.group_type, []).append((cid, cohort.members))
+    index: Dict[str, _Lookup] = {}
+    for group_type, members in by_type.items():
+        together = _united(members) if unite else []
+        united: Optional[_United] = None
+        if together:
+            union = MembersUnion(together)
+            m = union.members
+            united = (union.holders, union.owners, m.keys, _bounds(m), m.scale, len(m))
+        apart = {cid for cid, _ in together}
+        index[group_type] = (united, tuple((cid, m.keys, _bounds(m), m.scale, len(m))
+                                           for cid, m in members if cid not in apart))
+    return index
 
 
-def _containing(entries: Tuple[_Entry, ...], key: float) -> List[str]:
-    """Ids of the cohorts among ``entries`` that hold ``key``: :meth:`Members.contains_key`, inlined."""
-    found = []
+def _containing(lookup: _Lookup, key: float) -> List[str]:
+    """Ids (sorted) of the cohorts of one group type that hold ``key``: :meth:`Members.contains_key`, inlined."""
+    united, entries = lookup
     shifted = key + _OFFSET
+    found: List[str] = []
+    if united is not None:
+        holders, owners, keys, bounds, scale, size = united
+        c = int(shifted * scale)
+        i = bisect_left(keys, key, bounds[c], bounds[c + 2])
+        if i < size and keys[i] == key:
+            found.extend(holders[owners[i]])
     for cid, keys, bounds, scale, size in entries:
         c = int(shifted * scale)
         i = bisect_left(keys, key, bounds[c], bounds[c + 2])
         if i < size and keys[i] == key:
             found.append(cid)
+    if united is not None and entries and found:
+        found.sort()  # united and separate ids interleave
     return found
 
 
@@ -83,12 +131,15 @@ _LISTS_CAPACITY = 1024
 class _State:
     """One published set of cohorts, with what readers derive from it (never shared with another)."""
 
-    __slots__ = ("cohorts", "index", "memo")
+    __slots__ = ("cohorts", "index", "united", "memo")
 
     def __init__(self, cohorts: Mapping[str, Cohort]) -> None:
         self.cohorts = cohorts
-        #: lookup index; built by the first lookup (a burst of writes builds it once)
+        #: lookup index; built by the first lookup (a burst of writes builds it once), or with small
+        #: cohorts united by :meth:`CohortStore.build_index`
         self.index: Optional[_Index] = None
+        #: whether ``index`` has its small cohorts united
+        self.united = False
         #: (the candidate ids it answers for, user id -> their sorted cohort ids or None); one
         #: attribute, so that a reader never pairs one set of candidates with another's answers
         self.memo: Tuple[object, Dict[str, Optional[List[str]]]] = (None, {})
@@ -100,6 +151,8 @@ class CohortStore:
     Writers serialise on a lock and publish a new mapping in one assignment; readers use whatever
     is current without locking, so a reader never sees a half-applied write. The user cohorts of
     recently looked-up user ids are remembered (up to ``MEMO_CAPACITY`` ids) until the next write.
+    A lookup hashes the id once and searches each cohort of the group type, or, once
+    :meth:`build_index` has run, one union of the small cohorts and each big one.
     """
 
     def __init__(self) -> None:
@@ -121,6 +174,18 @@ class CohortStore:
         if index is None:
             index = state.index = _index_of(state.cohorts)  # racing readers build equal ones
         return index
+
+    def build_index(self) -> None:
+        """Build the lookup index of the current cohorts now, on the calling thread, uniting small
+        cohorts so that one search answers for all of them (see ``MERGE_MAX_TOTAL``).
+
+        The cohort thread calls it after each load. Until then a lookup builds an index itself,
+        cheaply, and searches each cohort in turn: right, only slower with many cohorts.
+        """
+        state = self._state
+        if not state.united:
+            state.index = _index_of(state.cohorts, unite=True)
+            state.united = True
 
     def reset_lock(self) -> None:
         """A fresh writer lock (after ``fork()``, where another thread may have held the old one)."""
@@ -160,12 +225,13 @@ class CohortStore:
                     group_type: str = USER_GROUP_TYPE) -> FrozenSet[str]:
         """Which of ``candidate_ids`` are stored cohorts of ``group_type`` that contain ``member_id``.
 
-        One hash of ``member_id``, then one short binary search per stored cohort of the group type.
+        One hash of ``member_id``, then one short binary search for the united small cohorts of the
+        group type (see :meth:`build_index`) and one per other cohort of it.
         """
-        entries = self._index(self._state).get(group_type)
-        if not entries or type(member_id) is not str:
+        lookup = self._index(self._state).get(group_type)
+        if lookup is None or type(member_id) is not str:
             return _NONE
-        found = _containing(entries, member_key(member_id))
+        found = _containing(lookup, member_key(member_id))
         if not found:
             return _NONE
         return frozenset(found).intersection(candidate_ids)
@@ -194,10 +260,10 @@ class CohortStore:
         return found
 
     def _user_cohort_ids(self, state: _State, user_id: str, candidates: FrozenSet[str]) -> Optional[List[str]]:
-        entries = (state.index or self._index(state)).get(USER_GROUP_TYPE)
-        if not entries:
+        lookup = (state.index or self._index(state)).get(USER_GROUP_TYPE)
+        if lookup is None:
             return None
-        found = _containing(entries, float(hash(user_id)))  # member_key(), inlined
+        found = _containing(lookup, float(hash(user_id)))  # member_key(), inlined
         if not found:
             return None
         if not candidates.issuperset(found):

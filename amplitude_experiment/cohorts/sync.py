@@ -109,12 +109,14 @@ class CohortSync:
             if not_loaded:
                 self._logger.warning("Cohorts %s could not be loaded; their conditions count as 'not a member' "
                                      "until they are", ", ".join(not_loaded))
+        self.store.build_index()
 
     def refresh(self) -> None:
         """Download changes of every targeted cohort (the poller's job)."""
         wanted = targeted_ids(self._targeted)
         if wanted:
             self.loader.load(wanted, max(self.load_timeout, 30.0))
+            self.store.build_index()
 
     def renew_lease(self) -> None:
         """Acquire or renew the fleet's cohort lease (the fleet watcher calls this every renewal period)."""
@@ -132,6 +134,7 @@ class CohortSync:
         if self._leading and now >= self._next_refresh:
             self._next_refresh = now + self.config.cohort_polling_interval_millis / 1000
             self.loader.load(wanted, max(self.load_timeout, 30.0))
+        self.store.build_index()
 
     def _take_from_fleet(self, cohort_ids: Collection[str]) -> Set[str]:
         """Store the fleet's copy of each of ``cohort_ids`` that is newer than ours; returns the ids now held."""

@@ -264,3 +264,105 @@ def test_sorted_keys_are_the_ids_hashes_in_order_and_free_the_ids() -> None:
     assert ids == []  # the ids go as soon as their keys exist
     assert keys.typecode == "d" and keys.tolist() == expected  # duplicates kept: a parse counts what it got
     assert sorted_keys([]).tolist() == []
+
+
+# -- small cohorts united: one search for all of them ---------------------------------------------
+
+
+def counting_searches(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """Record every binary search the store's lookups make (the keys searched for)."""
+    searches: List[float] = []
+    real = storage.bisect_left
+
+    def bisect_left(keys: Any, key: float, lo: int, hi: int) -> int:
+        searches.append(key)
+        return real(keys, key, lo, hi)
+
+    monkeypatch.setattr(storage, "bisect_left", bisect_left)
+    return searches
+
+
+# Twelve cohorts: user-i is a member of cohort c<j> when j + 2 divides i, so ids belong to none,
+# one or several of them (user-0 to all twelve).
+TWELVE = [cohort(f"c{j:02d}", [f"user-{i}" for i in range(60) if i % (j + 2) == 0]) for j in range(12)]
+
+
+def twelve_expected(i: int) -> Optional[List[str]]:
+    return [f"c{j:02d}" for j in range(12) if i % (j + 2) == 0 and i < 60] or None
+
+
+def test_build_index_unites_small_cohorts_so_one_search_answers_for_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    separate, united = CohortStore(), CohortStore()
+    for c in TWELVE + [cohort("org-1", ["acme"], group_type="org"), cohort("org-2", ["acme", "globex"], "org")]:
+        separate.put(c)
+        united.put(c)
+    united.build_index()
+    searches = counting_searches(monkeypatch)
+    everything = frozenset(c.id for c in TWELVE)
+    assert [separate.user_cohort_ids(f"user-{i}", everything) for i in range(61)] == [twelve_expected(i)
+                                                                                      for i in range(61)]
+    assert len(searches) == 61 * 12  # without build_index: one search per cohort
+    searches.clear()
+    assert [united.user_cohort_ids(f"user-{i}", everything) for i in range(61)] == [twelve_expected(i)
+                                                                                    for i in range(61)]
+    assert len(searches) == 61
+    assert united.user_cohort_ids("user-12", frozenset({"c00", "c04", "c11"})) == ["c00", "c04"]  # candidates only
+    # group cohorts are united per group type, and memberships() uses the union too
+    searches.clear()
+    assert united.memberships("acme", ["org-1", "org-2"], "org") == frozenset({"org-1", "org-2"})
+    assert united.memberships("globex", ["org-1", "org-2"], "org") == frozenset({"org-2"})
+    assert united.memberships("user-0", ["org-1", "org-2"], "org") == frozenset()
+    assert len(searches) == 3
+
+
+def test_only_small_cohorts_are_united_the_smallest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "MERGE_MAX_MEMBERS", 3)
+    monkeypatch.setattr(storage, "MERGE_MAX_TOTAL", 5)
+    store = CohortStore()
+    store.put(cohort("a", ["u1", "u2"]))
+    store.put(cohort("b", ["u1"]))
+    store.put(cohort("c", ["u1", "u2", "u3"]))  # small, but 1 + 2 + 2 + 3 is over the total: alone
+    store.put(cohort("d", ["u1", "u2", "u3", "u4"]))  # not small: alone
+    store.put(cohort("e", ["u2", "u9"]))
+    store.build_index()
+    searches = counting_searches(monkeypatch)
+    every = frozenset("abcde")
+    assert store.user_cohort_ids("u1", every) == ["a", "b", "c", "d"]
+    assert store.user_cohort_ids("u2", every) == ["a", "c", "d", "e"]  # united and separate ids, in order
+    assert store.user_cohort_ids("u9", every) == ["e"]
+    assert store.user_cohort_ids("u4", every) == ["d"]
+    assert store.user_cohort_ids("nobody", every) is None
+    assert len(searches) == 5 * 3  # the union of a, b and e; then c; then d
+
+
+def test_a_write_after_build_index_is_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The union belongs to the cohorts it was built from: a write publishes cohorts without one
+    (searched one by one, right at once) until the next build_index()."""
+    store = CohortStore()
+    for c in TWELVE:
+        store.put(c)
+    store.build_index()
+    store.build_index()  # again: nothing to do
+    everything = frozenset(c.id for c in TWELVE)
+    assert store.user_cohort_ids("user-6", everything) == ["c00", "c01", "c04"]
+    store.put(cohort("c01", ["user-7"], last_modified=2))
+    searches = counting_searches(monkeypatch)
+    assert store.user_cohort_ids("user-6", everything) == ["c00", "c04"]
+    assert store.user_cohort_ids("user-7", everything) == ["c01", "c05"]
+    assert len(searches) == 2 * 12
+    store.build_index()
+    assert store.user_cohort_ids("user-8", everything) == ["c00", "c02", "c06"]
+    assert len(searches) == 2 * 12 + 1
+
+
+def test_members_union_names_the_cohorts_of_each_member() -> None:
+    from amplitude_experiment.cohorts.members import MembersUnion
+
+    union = MembersUnion([(c.id, c.members) for c in TWELVE[:3]])  # c00 (even), c01 (thirds), c02 (fourths)
+    assert [union.cohorts_of(f"user-{i}") for i in (0, 2, 3, 4, 6, 8, 12, 1, 59)] == [
+        ("c00", "c01", "c02"), ("c00",), ("c01",), ("c00", "c02"), ("c00", "c01"), ("c00", "c02"),
+        ("c00", "c01", "c02"), (), ()]
+    assert union.cohorts_of(0) == () and union.cohorts_of(None) == ()  # ids are text
+    assert len(union) == 40  # distinct members of the three (0..58)
+    assert union.owners.typecode == "H" and len(union.holders) == 5  # {00}, {01}, {00,01}, {00,02}, all
+    assert repr(union) == "MembersUnion(40 ids, 5 sets of cohorts)"

@@ -6,6 +6,7 @@ refreshes happen when a test advances it, never by sleeping.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from typing import Any, Dict, Iterator, List, Optional
@@ -102,6 +103,37 @@ def test_incremental_refresh_uses_last_modified(server: AmplitudeStandIn) -> Non
         assert sorted(r.path for r in refresh) == ["/sdk/v1/cohort/cohort-beta", "/sdk/v1/cohort/cohort-big-orgs",
                                                    "/sdk/v1/cohort/cohort-blocked", "/sdk/v1/cohort/cohort-vip"]
         assert {r.query.get("lastModified") for r in refresh} == {"1000"}
+
+
+def test_start_and_each_refresh_unite_the_small_cohorts(server: AmplitudeStandIn,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """After start() and after each refresh the cohort thread unites the small cohorts
+    (``CohortStore.build_index``): a never-seen user costs one search, not one per cohort."""
+    from amplitude_experiment.cohorts import storage
+
+    searches: List[float] = []
+    real = storage.bisect_left
+    monkeypatch.setattr(storage, "bisect_left",
+                        lambda keys, key, lo, hi: searches.append(key) or real(keys, key, lo, hi))
+    clock = ManualClock()
+    with make_client(server, clock=clock) as client:
+        assert keys(client, User(user_id="user-both")) == {"vip": "on", "enterprise": "off", "not-blocked": "off"}
+        assert len(searches) == 1  # cohort-vip, cohort-beta and cohort-blocked at once
+        server.set_cohort("cohort-beta", ["user-new"], last_modified=2000)
+        assert clock.wait_for_sleepers(2)  # the flag poller and the cohort refresh
+        clock.advance(60)
+        assert wait_for(lambda: keys(client, User(user_id="user-new"))["vip"] == "on")
+        fresh = (f"fresh-{n}" for n in itertools.count())
+
+        def one_search() -> bool:  # until the refresh has built the new union (on its own thread)
+            searches.clear()
+            client.evaluate_v2(User(user_id=next(fresh)))
+            return len(searches) == 1
+
+        assert wait_for(one_search)
+        searches.clear()
+        assert keys(client, User(user_id="user-beta"))["vip"] == "off"  # no longer a member
+        assert len(searches) == 1
 
 
 def test_newly_targeted_cohorts_load_before_the_flags_are_published(server: AmplitudeStandIn) -> None:
