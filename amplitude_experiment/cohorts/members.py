@@ -115,12 +115,16 @@ class Members:
 
     def contains_key(self, key: float) -> bool:
         """Membership of an id by its key (``float(hash(id))``), when several cohorts are asked."""
+        return self.position(key) >= 0
+
+    def position(self, key: float) -> int:
+        """Where ``key`` is in ``keys``, or -1."""
         # The computed bucket c is the key's bucket or the next one (key + 2**63 may round up to
         # the start of the next bucket, never past it): searching buckets c-1 and c is exact.
         c = int((key + _OFFSET) * self.scale)
         index = self.index
         i = bisect_left(self.keys, key, index[c - 1] if c else 0, index[c + 1] if c + 1 < len(index) else self._size)
-        return i < self._size and self.keys[i] == key
+        return i if i < self._size and self.keys[i] == key else -1
 
     def __len__(self) -> int:
         return self._size
@@ -147,8 +151,9 @@ class MembersUnion:
     that hold it: one binary search answers for all of them (immutable).
 
     Built by a Python loop over every member (0.25-0.5 µs each, with the sort), so the store
-    unites only small cohorts (see ``storage.MERGE_MAX_TOTAL``). 10 bytes per distinct member besides the cohorts'
-    own keys: the key, and a 2-byte number naming the set of cohorts holding it.
+    unites only small cohorts (see ``storage.MERGE_MAX_TOTAL``). It holds 10 bytes per distinct
+    member besides the cohorts' own keys: the key, and a 2-byte number naming the set of cohorts
+    holding it.
 
     Args:
         cohorts: ``(cohort id, members)`` pairs, in cohort id order.
@@ -180,13 +185,8 @@ class MembersUnion:
         """The ids of the cohorts holding ``member_id`` (in cohort id order; empty when none)."""
         if type(member_id) is not str:
             return ()
-        key = member_key(member_id)
-        members = self.members
-        c = int((key + _OFFSET) * members.scale)
-        index = members.index
-        size = len(members)
-        i = bisect_left(members.keys, key, index[c - 1] if c else 0, index[c + 1] if c + 1 < len(index) else size)
-        return self.holders[self.owners[i]] if i < size and members.keys[i] == key else ()
+        i = self.members.position(member_key(member_id))
+        return self.holders[self.owners[i]] if i >= 0 else ()
 
     def __len__(self) -> int:
         return len(self.members)
