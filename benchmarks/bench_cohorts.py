@@ -30,7 +30,10 @@ the public API only, and reports:
 * ``small_load_s`` and ``small_eval_new_users_us``: a second deployment, ``SMALL_COHORTS`` flags
   each targeting a cohort of ``SMALL_SIZE`` members (neighbours sharing half), plus the rollout
   flag: ``start()``, and ``evaluate_v2`` of 100,000 never-seen users, half of them members;
-  ``small_eval_without_us`` (ours): the same with cohort sync off.
+  ``small_eval_without_us`` (ours): the same with cohort sync off;
+* ``realistic_eval_new_users_us``: ``deployment.realistic_deployment(40)`` plus the two flags on
+  the big cohorts, 100,000 realistic users (properties of ``deployment.realistic_users``), each
+  with a new user id (three in four are members); ``realistic_eval_without_us`` (ours): sync off.
 
 Last, the driver measures the pure-Python floor on the same bodies with the standard library
 only (:func:`floor`): decoding both cohorts and sorting one key per member, and a never-seen id's
@@ -143,6 +146,10 @@ def serve(members: int) -> None:
     bodies.update({f"/sdk/v1/cohort/{small_cohort_id(j)}": small_cohort_body(j) for j in range(SMALL_COHORTS)})
     small_bodies = {"/sdk/v2/flags": json.dumps(small_flags()).encode()}  # its own server: the official SDK
     # takes a bare host as server_url
+    import deployment  # benchmarks/deployment.py (this process runs without -I)
+
+    realistic_bodies = {"/sdk/v2/flags": json.dumps(deployment.realistic_deployment(40) + flags()[:2]).encode()}
+    bodies["/bench/users"] = json.dumps(deployment.realistic_users(1000)).encode()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -171,7 +178,7 @@ def serve(members: int) -> None:
                 super().handle_error(request, client_address)  # a client gone mid-body is no news
 
     servers = []
-    for served in (bodies, small_bodies):
+    for served in (bodies, small_bodies, realistic_bodies):
         server = Server(("127.0.0.1", 0), Handler)
         server.bodies = served
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -216,7 +223,7 @@ def measure_evaluation(client: Any, users: List[Any], calls: int = 20000) -> flo
     return best * 1e6
 
 
-def worker(url: str, small_url: str, members: int, side: str) -> Dict[str, Any]:
+def worker(url: str, small_url: str, realistic_url: str, members: int, side: str) -> Dict[str, Any]:
     logging.disable(logging.CRITICAL)
     from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, User
 
@@ -259,6 +266,27 @@ def worker(url: str, small_url: str, members: int, side: str) -> Dict[str, Any]:
         plain = LocalEvaluationClient(API_KEY, config(False, small_url))
         plain.start()
         out["small_eval_without_us"] = measure_evaluation(plain, small_users)
+        plain.stop()
+
+    # A realistic deployment (benchmarks/deployment.py's 40 flags) plus the two flags on the big
+    # cohorts; realistic users (their properties from the server), each with a new user id.
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{url}/bench/users", timeout=60) as response:
+        profiles = json.loads(response.read())
+    realistic_users = []
+    for i in range(100_000):
+        kwargs = dict(profiles[i % len(profiles)], user_id=member_id(i * 7919 % (members * 2)), device_id=f"d{i}")
+        realistic_users.append(User(**kwargs))
+    realistic = LocalEvaluationClient(API_KEY, config(True, realistic_url))
+    realistic.start()
+    out["realistic_eval_new_users_us"] = measure_evaluation(realistic, realistic_users)
+    realistic.stop()
+    if side == "ours":
+        plain = LocalEvaluationClient(API_KEY, config(False, realistic_url))
+        plain.start()
+        out["realistic_eval_without_us"] = measure_evaluation(plain, realistic_users)
         plain.stop()
     return out
 
@@ -316,15 +344,15 @@ def floor(url: str, members: int, reps: int = 3) -> Dict[str, float]:
 
 
 def run_worker(python: str, urls: List[str], members: int, side: str) -> Dict[str, Any]:
-    url, small_url = urls
+    url, small_url, realistic_url = urls
     if side == "ours":
         cmd = [python, os.path.abspath(__file__), "--worker", side, "--url", url, "--small-url", small_url,
-               "--members", str(members)]
+               "--realistic-url", realistic_url, "--members", str(members)]
         env = dict(os.environ, PYTHONPATH=REPO_ROOT)
         cwd = REPO_ROOT
     else:
         cmd = [python, "-I", os.path.abspath(__file__), "--worker", side, "--url", url, "--small-url", small_url,
-               "--members", str(members)]
+               "--realistic-url", realistic_url, "--members", str(members)]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         cwd = tempfile.gettempdir()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600, check=False)
@@ -344,6 +372,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--small-url", help=argparse.SUPPRESS)
+    parser.add_argument("--realistic-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.members)
@@ -351,7 +380,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.worker:
         if args.worker == "ours":
             sys.path.insert(0, REPO_ROOT)
-        print(json.dumps(worker(args.url, args.small_url, args.members, args.worker)), flush=True)
+        print(json.dumps(worker(args.url, args.small_url, args.realistic_url, args.members, args.worker)),
+              flush=True)
         os._exit(0)  # the reference's stopped threads can delay a normal exit by seconds
 
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", "--members", str(args.members)],
@@ -385,6 +415,8 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
                              ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us"),
                              ("small_load_s", f"{SMALL_COHORTS} small cohorts: start()", "s"),
                              ("small_eval_new_users_us", f"... evaluate_v2 ({SMALL_COHORTS + 1} flags), new users",
+                              "us"),
+                             ("realistic_eval_new_users_us", "realistic 40 flags + the 2 on big cohorts, new users",
                               "us")):
         ours, ref = median("ours", key), median("reference", key)
         rows.append({"measure": label, "unit": unit, "ours": ours, "reference": ref,
@@ -392,12 +424,15 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
     with_, without = median("ours", "eval_us"), median("ours", "eval_without_us")
     own, new_users = median("ours", "eval_own_ids_us"), median("ours", "eval_new_users_us")
     small_with, small_without = median("ours", "small_eval_new_users_us"), median("ours", "small_eval_without_us")
+    real_with, real_without = median("ours", "realistic_eval_new_users_us"), median("ours", "realistic_eval_without_us")
     summary = {"members_per_cohort": args.members, "reps": args.reps, "rows": rows,
                "ours_eval_with_over_without_cohorts": (with_ / without) if with_ and without else None,
                "ours_eval_with_over_own_ids": (with_ / own) if with_ and own else None,
                "ours_eval_new_users_over_without_cohorts": (new_users / without) if new_users and without else None,
                "ours_small_eval_new_users_over_without_cohorts": (small_with / small_without)
                if small_with and small_without else None,
+               "ours_realistic_eval_new_users_over_without_cohorts": (real_with / real_without)
+               if real_with and real_without else None,
                "floor": runs["floor"][0],
                "checks": {side: [(r["check"], r["small_check"]) for r in runs[side]][:1]
                           for side in ("ours", "reference")}}
@@ -425,6 +460,10 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
         print(f"ours: {SMALL_COHORTS} small cohorts ({SMALL_SIZE:,} members each), new users, with cohort sync / "
               f"sync off: {summary['ours_small_eval_new_users_over_without_cohorts']:.2f}x "
               f"({small_with:.3f} / {small_without:.3f} us)")
+    if summary["ours_realistic_eval_new_users_over_without_cohorts"] is not None:
+        print(f"ours: realistic 40 flags + 2 on the big cohorts, new users, with cohort sync / sync off: "
+              f"{summary['ours_realistic_eval_new_users_over_without_cohorts']:.2f}x "
+              f"({real_with:.3f} / {real_without:.3f} us)")
     floor_run = runs["floor"][0]
     ref_load = median("reference", "load_s")
     print(f"pure-Python floor (stdlib only, same bodies): decode + sort one key per member, both cohorts: "
