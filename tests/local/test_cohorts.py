@@ -235,9 +235,9 @@ def test_odd_group_cohort_ids_are_normalised_too(server: AmplitudeStandIn) -> No
         assert keys(client, user)["vip"] == "off" and len(client.evaluate_v2(user)) == 3
 
 
-def test_a_plain_user_gets_a_view_with_cohort_ids_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plain_user_gets_a_copy_with_cohort_ids_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The evaluation path: a User with nothing of its own to merge gets its synced user cohorts
-    through a view (the caller's User untouched), looked up once per user id until the store changes."""
+    in a copy (the caller's User untouched), looked up once per user id until the store changes."""
     from amplitude_experiment.cohorts import Cohort, CohortStore, storage
     from amplitude_experiment.local.cohort_view import CohortView, with_cohorts
 
@@ -253,10 +253,9 @@ def test_a_plain_user_gets_a_view_with_cohort_ids_only(monkeypatch: pytest.Monke
     both = User(user_id="user-both", device_id="d1", user_properties={"plan": "pro"})
     for _ in range(3):
         view = with_cohorts(both, targeted, store)
-        assert type(view) is CohortView
-        assert (view.cohort_ids, view.group_cohort_ids) == (["cohort-blocked", "cohort-vip"], None)
-        assert (view.user_id, view.device_id, view.user_properties, view.groups) == ("user-both", "d1",
-                                                                                     {"plan": "pro"}, None)
+        assert type(view) is User and view is not both
+        assert view.to_dict() == dict(both.to_dict(), cohort_ids=["cohort-blocked", "cohort-vip"])
+        assert view.user_properties is both.user_properties  # shallow, like User.copy()
         nobody = User(user_id="nobody")
         assert with_cohorts(nobody, targeted, store) is nobody
     assert len(searches) == 2  # one per user id
@@ -268,5 +267,13 @@ def test_a_plain_user_gets_a_view_with_cohort_ids_only(monkeypatch: pytest.Monke
     assert with_cohorts(User(user_id="user-both", cohort_ids=["own"]), targeted, store).cohort_ids == [
         "cohort-blocked", "own"]
     grouped = with_cohorts(User(user_id="user-both", groups={"org": ["user-both"]}), targeted, store)
+    assert type(grouped) is User
     assert (grouped.cohort_ids, grouped.group_cohort_ids) == (["cohort-blocked"],
                                                               {"org": {"user-both": ["cohort-big-orgs"]}})
+
+    class Custom:  # any other user object gets a view that forwards what it does not answer
+        user_id, device_id, cohort_ids, group_cohort_ids, groups, extra = "user-vip", "d9", None, None, None, 5
+
+    viewed = with_cohorts(Custom(), targeted, store)
+    assert type(viewed) is CohortView
+    assert (viewed.cohort_ids, viewed.device_id, viewed.extra) == (["cohort-vip"], "d9", 5)
