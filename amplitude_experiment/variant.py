@@ -54,7 +54,10 @@ class Variant:
 
     # _outcome: the compiled result this variant was made from (evaluation only); tracking reads
     # it instead of the caller-owned fields, so a caller changing a variant cannot change events.
-    __slots__ = ("value", "key", "_metadata", "_metadata_shared", "_payload", "_payload_shared", "_outcome")
+    # _own: [payload, metadata] once this variant has its own (set, read, or given to __init__);
+    # until then they are the outcome's. Four slots: evaluation makes one variant per flag, and
+    # the garbage collector visits every slot of the young ones.
+    __slots__ = ("value", "key", "_outcome", "_own")
 
     def __init__(
         self,
@@ -64,61 +67,66 @@ class Variant:
         metadata: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.value = value
-        self._payload = payload
-        self._payload_shared = False
         self.key = key
-        self._metadata = metadata
-        self._metadata_shared = False
         self._outcome: Any = None
+        self._own: Optional[List[Any]] = [payload, metadata]
+
+    def _owned(self) -> List[Any]:
+        """This variant's own [payload, metadata], copied from its outcome the first time."""
+        own = self._own
+        if own is None:
+            _, _, payload, metadata, payload_is_container = self._outcome
+            own = self._own = [copy_json(payload) if payload_is_container else payload, copy_json(metadata)]
+        return own
+
+    def _shown(self) -> Tuple[Any, Any]:
+        """(payload, metadata) as they are now, copying nothing (for comparing and printing)."""
+        own = self._own
+        if own is None:
+            return self._outcome[2], self._outcome[3]
+        return own[0], own[1]
 
     @property
     def metadata(self) -> Optional[Dict[str, Any]]:
-        if self._metadata_shared:
-            self._metadata = copy_json(self._metadata)
-            self._metadata_shared = False
-        return self._metadata
+        metadata: Optional[Dict[str, Any]] = self._owned()[1]
+        return metadata
 
     @metadata.setter
     def metadata(self, value: Optional[Dict[str, Any]]) -> None:
-        self._metadata = value
-        self._metadata_shared = False
+        self._owned()[1] = value
 
     @property
     def payload(self) -> Any:
-        if self._payload_shared:
-            self._payload = copy_json(self._payload)
-            self._payload_shared = False
-        return self._payload
+        return self._owned()[0]
 
     @payload.setter
     def payload(self, value: Any) -> None:
-        self._payload = value
-        self._payload_shared = False
+        self._owned()[0] = value
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Variant):
             return NotImplemented
-        return self.key == other.key and self.value == other.value and self._payload == other._payload
+        return self.key == other.key and self.value == other.value and self._shown()[0] == other._shown()[0]
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __str__(self) -> str:
-        return f"key: {self.key}, value: {self.value}, payload: {self._payload}, metadata:{self._metadata}"
+        payload, metadata = self._shown()
+        return f"key: {self.key}, value: {self.value}, payload: {payload}, metadata:{metadata}"
 
     def __repr__(self) -> str:
-        return (
-            f"Variant(key={self.key!r}, value={self.value!r}, payload={self._payload!r}, "
-            f"metadata={self._metadata!r})"
-        )
+        payload, metadata = self._shown()
+        return f"Variant(key={self.key!r}, value={self.value!r}, payload={payload!r}, metadata={metadata!r})"
 
 
 def variant_from_outcome(outcome: Any) -> Variant:
     """A fresh variant for a compiled outcome ``(key, value, payload, metadata, payload is a
     container)``; its metadata and payload are copied on first read, so the outcome stays as compiled."""
     variant = Variant.__new__(Variant)
-    variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
-    variant._metadata_shared = True
+    variant.key = outcome[0]
+    variant.value = outcome[1]
     variant._outcome = outcome
+    variant._own = None
     return variant
 
 

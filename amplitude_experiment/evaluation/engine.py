@@ -125,9 +125,10 @@ def evaluate(compiled: CompiledFlags, user: Any, flag_keys: Optional[Collection[
                 continue
             # variant_from_outcome(outcome), inlined (the seam documented in variant.py)
             variant = new_variant(Variant)
-            variant.key, variant.value, variant._payload, variant._metadata, variant._payload_shared = outcome
-            variant._metadata_shared = True
+            variant.key = outcome[0]
+            variant.value = outcome[1]
             variant._outcome = outcome
+            variant._own = None
             results[flag.key] = variant
         except Exception:  # noqa: BLE001 - one broken flag or odd user value never breaks the rest
             logger.debug("Evaluating flag %r failed; leaving it out", flag.key, exc_info=True)

@@ -151,6 +151,22 @@ def test_results_do_not_share_mutable_state_with_the_snapshot() -> None:
     assert second.metadata == {"segmentName": "s"}
 
 
+def test_an_evaluated_variant_owns_what_it_hands_out() -> None:
+    flags = compile_flags([{"key": "f", "variants": {"v": {"key": "v", "value": "x", "payload": {"a": [1]}}},
+                            "segments": [{"variant": "v", "metadata": {"segmentName": "s"}}]}])
+    variant = evaluate(flags, User())["f"]
+    assert repr(variant) == "Variant(key='v', value='x', payload={'a': [1]}, metadata={'segmentName': 's'})"
+    assert variant.payload is variant.payload  # copied once, then the variant's own
+    variant.metadata = {"m": 1}  # replacing one keeps the other
+    variant.payload["a"].append(2)
+    assert (variant.payload, variant.metadata) == ({"a": [1, 2]}, {"m": 1})
+    assert variant == Variant("x", payload={"a": [1, 2]}, key="v") != evaluate(flags, User())["f"]
+    fresh = evaluate(flags, User())["f"]
+    fresh.payload = None  # set before ever being read
+    assert (fresh.payload, fresh.metadata) == (None, {"segmentName": "s"})
+    assert evaluate(flags, User())["f"].payload == {"a": [1]}
+
+
 def test_segments_in_order_first_yielding_a_known_variant_wins() -> None:
     flag = {
         "key": "f",
