@@ -27,9 +27,10 @@ the public API only, and reports:
 * ``eval_new_users_us`` (ours): cohort sync on, 100,000 distinct users in turn, so that no
   lookup is answered from the store's memory of recent user ids (``eval_us`` cycles through
   1,000 users, as a service with returning users does);
-* ``small_load_s`` and ``small_eval_new_users_us``: a second deployment, ``SMALL_COHORTS`` flags
+* ``small_load_s``, ``small_rss_mb`` and ``small_eval_new_users_us``: a second deployment, ``SMALL_COHORTS`` flags
   each targeting a cohort of ``SMALL_SIZE`` members (neighbours sharing half), plus the rollout
-  flag: ``start()``, and ``evaluate_v2`` of 100,000 never-seen users, half of them members;
+  flag: ``start()``, the RSS it adds, and ``evaluate_v2`` of 100,000 never-seen users, half of
+  them members;
   ``small_eval_without_us`` (ours): the same with cohort sync off;
 * ``realistic_eval_new_users_us``: ``deployment.realistic_deployment(40)`` plus the two flags on
   the big cohorts, 100,000 realistic users (properties of ``deployment.realistic_users``), each
@@ -255,10 +256,14 @@ def worker(url: str, small_url: str, realistic_url: str, members: int, side: str
     # Many small cohorts, never-seen users (a user id each call): ~half are members of one or two.
     small_users = [User(user_id=member_id(i * 7919 % (SMALL_COHORTS * SMALL_SIZE)), device_id=f"d{i}")
                    for i in range(100_000)]
+    gc.collect()
+    before = rss_mb()
     many = LocalEvaluationClient(API_KEY, config(True, small_url))
     started = time.perf_counter()
     many.start()
     out["small_load_s"] = time.perf_counter() - started
+    gc.collect()
+    out["small_rss_mb"] = rss_mb() - before
     out["small_check"] = sum(v.key == "on" for v in many.evaluate_v2(User(user_id=member_id(SMALL_SIZE))).values())
     out["small_eval_new_users_us"] = measure_evaluation(many, small_users)
     many.stop()
@@ -414,6 +419,7 @@ def report(runs: Dict[str, List[Dict[str, Any]]], args: argparse.Namespace) -> N
                              ("rss_mb", "RSS after start()", "MB"),
                              ("eval_us", "evaluate_v2 (3 flags, 2 cohort-targeted)", "us"),
                              ("small_load_s", f"{SMALL_COHORTS} small cohorts: start()", "s"),
+                             ("small_rss_mb", "... RSS after start()", "MB"),
                              ("small_eval_new_users_us", f"... evaluate_v2 ({SMALL_COHORTS + 1} flags), new users",
                               "us"),
                              ("realistic_eval_new_users_us", "realistic 40 flags + the 2 on big cohorts, new users",

@@ -8,7 +8,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from .members import Members, MembersUnion, member_key
+from .members import Members, MembersUnion, member_key, release_freed_memory
 
 #: The group type of user cohorts; group cohorts use their group type's name.
 USER_GROUP_TYPE = "User"
@@ -184,8 +184,10 @@ class CohortStore:
         """
         state = self._state
         if not state.united:
-            state.index = _index_of(state.cohorts, unite=True)
+            index = state.index = _index_of(state.cohorts, unite=True)
             state.united = True
+            if any(united is not None for united, _ in index.values()):
+                release_freed_memory()  # uniting allocates and frees ~100 bytes per member
 
     def reset_lock(self) -> None:
         """A fresh writer lock (after ``fork()``, where another thread may have held the old one)."""

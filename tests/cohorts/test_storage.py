@@ -366,3 +366,19 @@ def test_members_union_names_the_cohorts_of_each_member() -> None:
     assert len(union) == 40  # distinct members of the three (0..58)
     assert union.owners.typecode == "H" and len(union.holders) == 5  # {00}, {01}, {00,01}, {00,02}, all
     assert repr(union) == "MembersUnion(40 ids, 5 sets of cohorts)"
+
+
+def test_uniting_hands_its_freed_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uniting allocates and frees ~100 bytes per member: build_index() asks glibc to give them back
+    (20 cohorts of 10,000: ~18 MB of RSS after start() without it, ~8 MB with it), and only then."""
+    trims: List[int] = []
+    monkeypatch.setattr(storage, "release_freed_memory", lambda: trims.append(1))
+    store = CohortStore()
+    store.put(cohort("only", ["u1"]))
+    store.build_index()
+    assert trims == []  # one cohort: nothing united
+    for c in TWELVE:
+        store.put(c)
+    store.build_index()
+    store.build_index()
+    assert trims == [1]
