@@ -268,10 +268,7 @@ def worker(url: str, small_url: str, realistic_url: str, members: int, side: str
     out["small_eval_new_users_us"] = measure_evaluation(many, small_users)
     many.stop()
     if side == "ours":
-        plain = LocalEvaluationClient(API_KEY, config(False, small_url))
-        plain.start()
-        out["small_eval_without_us"] = measure_evaluation(plain, small_users)
-        plain.stop()
+        out["small_eval_without_us"] = measure_without_sync(config(False, small_url), small_users)
 
     # A realistic deployment (benchmarks/deployment.py's 40 flags) plus the two flags on the big
     # cohorts; realistic users (their properties from the server), each with a new user id.
@@ -289,11 +286,20 @@ def worker(url: str, small_url: str, realistic_url: str, members: int, side: str
     out["realistic_eval_new_users_us"] = measure_evaluation(realistic, realistic_users)
     realistic.stop()
     if side == "ours":
-        plain = LocalEvaluationClient(API_KEY, config(False, realistic_url))
-        plain.start()
-        out["realistic_eval_without_us"] = measure_evaluation(plain, realistic_users)
-        plain.stop()
+        out["realistic_eval_without_us"] = measure_without_sync(config(False, realistic_url), realistic_users)
     return out
+
+
+def measure_without_sync(config: Any, users: List[Any]) -> float:
+    """:func:`measure_evaluation` of a fresh client with ``config`` (cohort sync off)."""
+    from amplitude_experiment import LocalEvaluationClient
+
+    plain = LocalEvaluationClient(API_KEY, config)
+    plain.start()
+    try:
+        return measure_evaluation(plain, users)
+    finally:
+        plain.stop()
 
 
 # --------------------------------------------------------------------------------------------
