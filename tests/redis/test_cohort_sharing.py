@@ -8,6 +8,7 @@ A real redis-server (conftest) and the in-process Amplitude stand-in. ``CohortSy
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from typing import Any, Iterator, List
 
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from amplitude_experiment import CohortSyncConfig, LocalEvaluationClient, LocalEvaluationConfig, User
+from amplitude_experiment.cohorts import storage
 from amplitude_experiment.cohorts.sync import CohortSync
 from amplitude_experiment.evaluation import CompiledFlags, compile_flags
 from amplitude_experiment.testing import AmplitudeStandIn, FlagBuilder, ManualClock, in_cohort
@@ -142,7 +144,8 @@ def make_sync(session: requests.Session, amp: AmplitudeStandIn, fleet: Any, cloc
                       clock=clock, shared=fleet.cohorts(COHORT_KEY))
 
 
-def test_a_change_reaches_the_follower_through_the_leaders_refresh(make_fleet, amplitude, session) -> None:
+def test_a_change_reaches_the_follower_through_the_leaders_refresh(make_fleet, amplitude, session,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # issue 14 pt 1: only the lease holder refreshes from Amplitude (once per interval); followers take newer
     # versions from the fleet at their next check.
     clock = ManualClock()
@@ -174,6 +177,19 @@ def test_a_change_reaches_the_follower_through_the_leaders_refresh(make_fleet, a
         assert follower_vip is not None and "user-new" in follower_vip.members and \
             "user-vip" not in follower_vip.members
         assert follower_amp.requests("cohort") == []
+        # ... and unites what it took: a lookup is one search for both cohorts (once the check ends).
+        searches: List[float] = []
+        real = storage.bisect_left
+        monkeypatch.setattr(storage, "bisect_left",
+                            lambda keys, key, lo, hi: searches.append(key) or real(keys, key, lo, hi))
+        fresh = (f"fresh-{n}" for n in itertools.count())
+
+        def one_search() -> bool:
+            searches.clear()
+            follower.store.user_cohort_ids(next(fresh), frozenset({"c-vip", "c-beta"}))
+            return len(searches) == 1
+
+        assert wait_for(one_search, 5.0)
         # The refresh asked with lastModified: the unchanged cohort cost a 204, not a body.
         assert sorted(r.query.get("lastModified") for r in leader_amp.requests("cohort")[2:]) == ["1000", "1000"]
     finally:
